@@ -1,0 +1,169 @@
+"""Declared hyperparameters: defaults, range rules, aliases and error messages.
+
+Every optimizer class declares its hyperparameters as :class:`Hyper` objects
+in a class-level dict. The base class merges the declarations of the whole
+class hierarchy, so one validation routine serves every algorithm and every
+entry point (constructor, :func:`~npdownhill.build`, ``iterate``,
+``minimize``). A rejected value raises an error that names the call, the
+hyperparameter, the rule and the value::
+
+    Adam(beta1=1.5): beta1 must be in [0, 1); got 1.5
+
+Spellings from downhill and pycmtensor are accepted as *aliases* that convert
+to the canonical name: a halflife ``h`` (in updates) means a decay factor
+``exp(-ln 2 / h)``, ``rms_regularizer`` means ``epsilon``, ``b1`` / ``b2``
+mean ``beta1`` / ``beta2``, and ``lr`` means ``learning_rate``.
+"""
+
+import difflib
+import math
+import numbers
+
+import numpy as np
+
+__all__ = ["Hyper", "suggest", "number", "halflife_to_decay"]
+
+
+def suggest(name, known):
+    """A ``" (did you mean 'x'?)"`` hint for a misspelt name, or ``""``."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _is_number(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def number(call, name, value, low=None, high=None, low_open=False, high_open=False,
+           integer=False):
+    """Check that ``value`` is a finite real number in a range; return it as float or int.
+
+    Parameters
+    ----------
+    call, name : str
+        Used in the message: ``f"{call}({name}={value!r}): ..."``.
+    value : object
+        The value to check. ``bool`` is refused; NumPy scalars and 0-d
+        arrays are accepted.
+    low, high : float, optional
+        Bounds; ``None`` means unbounded.
+    low_open, high_open : bool
+        Whether the bound itself is excluded.
+    integer : bool
+        Require an integral value and return an ``int``.
+
+    Raises
+    ------
+    TypeError
+        Not a real number (strings, bools, arrays with more than one element).
+    ValueError
+        NaN, infinite, not integral when required, or out of range.
+    """
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value.item()
+    if not _is_number(value):
+        raise TypeError(f"{call}({name}={value!r}): {name} must be a real number; "
+                        f"got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ValueError(f"{call}({name}={value!r}): {name} must be finite; got {value}")
+    if integer:
+        if value != int(value):
+            raise ValueError(f"{call}({name}={value!r}): {name} must be an integer; got {value}")
+        value = int(value)
+    else:
+        value = float(value)
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if too_low or too_high:
+        if low is not None and high is not None:
+            rule = f"in {'(' if low_open else '['}{_fmt(low)}, {_fmt(high)}{')' if high_open else ']'}"
+        elif low is not None:
+            rule = f"{'>' if low_open else '>='} {_fmt(low)}"
+        else:
+            rule = f"{'<' if high_open else '<='} {_fmt(high)}"
+        raise ValueError(f"{call}({name}={value!r}): {name} must be {rule}; got {value!r}")
+    return value
+
+
+def _fmt(x):
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else repr(x)
+
+
+def halflife_to_decay(call, name, halflife):
+    """Convert a halflife ``h`` (in updates) to the decay ``exp(-ln 2 / h)``.
+
+    downhill expressed its moving-average decays as halflives: after ``h``
+    updates an old gradient's weight has halved. ``h = 7`` gives 0.9057,
+    ``h = 14`` gives 0.9517, ``h = 69`` gives 0.9900.
+    """
+    h = number(call, name, halflife, low=0, low_open=True)
+    return math.exp(-math.log(2.0) / h)
+
+
+class Hyper:
+    """Declaration of one hyperparameter.
+
+    Parameters
+    ----------
+    default : object
+        The value used when the caller gives none.
+    check : callable
+        ``check(call, name, value) -> value``: returns the normalised value
+        or raises ``TypeError`` / ``ValueError`` with a full message.
+    doc : str
+        One line for the documentation tables.
+    schedulable : bool
+        If true the value may also be a callable ``f(step) -> float``
+        (a schedule); each value it returns is checked by ``check`` when used.
+    aliases : dict, optional
+        ``{alias: convert}`` where ``convert(call, alias, value)`` returns the
+        canonical value (e.g. a halflife converted to a decay factor).
+    """
+
+    def __init__(self, default, check, doc, schedulable=False, aliases=None):
+        self.default = default
+        self.check = check
+        self.doc = doc
+        self.schedulable = schedulable
+        self.aliases = dict(aliases or {})
+
+    def validate(self, call, name, value):
+        """Return the checked value (a schedule is checked for being callable)."""
+        if self.schedulable and callable(value):
+            return value
+        return self.check(call, name, value)
+
+
+# -- reusable checks ------------------------------------------------------
+
+def nonnegative(call, name, value):
+    """A finite number ``>= 0``."""
+    return number(call, name, value, low=0)
+
+
+def unit_interval(call, name, value):
+    """A finite number in ``[0, 1)`` (decay factors, momentum)."""
+    return number(call, name, value, low=0, high=1, high_open=True)
+
+
+def boolean(call, name, value):
+    """A ``bool`` (NumPy bools accepted)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{call}({name}={value!r}): {name} must be True or False; "
+                        f"got {type(value).__name__}")
+    return bool(value)
+
+
+def same(call, name, value):
+    """Accept the value unchanged (for options validated elsewhere)."""
+    return value
+
+
+def decay_aliases(prefix="rms"):
+    """Aliases for a decay factor: ``<prefix>_halflife``."""
+    return {f"{prefix}_halflife": halflife_to_decay}
+
+
+def identity_alias(call, name, value):
+    """Convert an alias that is just another spelling of the canonical name."""
+    return value

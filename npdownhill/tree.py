@@ -1,0 +1,427 @@
+"""Param trees: named leaves, one flat buffer, and the views between them.
+
+A *param tree* is a floating-point ``ndarray`` or any nesting of ``dict``,
+``list`` and ``tuple`` whose leaves are floating-point ``ndarray`` objects
+(0-d arrays included)::
+
+    {"w": np.zeros((3, 2)), "layers": [{"W": ..., "b": ...}, ...]}
+
+Every leaf has a *name*: the dict keys and list indices on the way to it,
+joined by ``.`` (``"w"``, ``"layers.0.W"``); a bare array is named ``""``.
+Leaves are visited in a fixed order (dict insertion order, then list order),
+which is also the order in which they are laid out in a :class:`Layout`'s flat
+buffer: leaf ``i`` occupies ``flat[offsets[i]:offsets[i + 1]]`` in C order.
+
+The optimizer never copies the user's tree. It updates the user's arrays in
+place, so the arrays a caller passed in are the arrays that hold the result.
+When every leaf is already a view into one contiguous buffer, laid out exactly
+as above (see :func:`pack`), that buffer is used directly and an update
+touches the parameters with a single NumPy operation.
+"""
+
+from collections import deque
+
+import numpy as np
+
+__all__ = ["Layout", "leaves", "pack"]
+
+_CONTAINERS = (dict, list, tuple)
+
+
+def _walk(tree, prefix, out, where):
+    """Append ``(name, leaf)`` pairs of ``tree`` to ``out`` in layout order."""
+    if isinstance(tree, dict):
+        for key, sub in tree.items():
+            if not isinstance(key, (str, int)) or isinstance(key, bool):
+                raise TypeError(
+                    f"{where}: dict keys must be str or int; got {key!r} "
+                    f"({type(key).__name__}) under {prefix or 'the root'!r}")
+            _walk(sub, f"{prefix}.{key}" if prefix else str(key), out, where)
+    elif isinstance(tree, (list, tuple)):
+        for index, sub in enumerate(tree):
+            _walk(sub, f"{prefix}.{index}" if prefix else str(index), out, where)
+    else:
+        out.append((prefix, tree))
+
+
+def leaves(tree, where="params"):
+    """List the ``(name, leaf)`` pairs of a tree in layout order.
+
+    Parameters
+    ----------
+    tree : ndarray, dict, list or tuple
+        A param tree (or any tree of the same shape, such as gradients).
+    where : str, optional
+        What to call the tree in error messages.
+
+    Returns
+    -------
+    list of (str, object)
+        Leaf names and leaves, in the order the flat buffer uses. Leaves are
+        returned as found; nothing is validated beyond the containers.
+
+    Examples
+    --------
+    >>> [name for name, _ in leaves({"w": np.zeros(2), "b": [np.zeros(()), np.ones(1)]})]
+    ['w', 'b.0', 'b.1']
+    """
+    out = []
+    _walk(tree, "", out, where)
+    return out
+
+
+def _display(name):
+    return repr(name) if name else "the root array"
+
+
+class Layout:
+    """The fixed layout of a param tree in one flat buffer.
+
+    A layout is built once from the user's parameters. It validates them,
+    remembers leaf names, shapes and offsets, and converts between trees of
+    the same structure (gradients, steps) and flat vectors.
+
+    Parameters
+    ----------
+    params : ndarray, dict, list or tuple
+        The param tree. Every leaf must be a writeable, non-empty
+        floating-point ``ndarray``; no two leaves may share memory.
+    where : str, optional
+        The call that received ``params``, used in error messages.
+
+    Attributes
+    ----------
+    names : list of str
+        Leaf names in layout order.
+    arrays : list of ndarray
+        The user's leaf arrays themselves (not copies).
+    shapes : list of tuple
+        Leaf shapes.
+    offsets : ndarray of int
+        ``offsets[i]:offsets[i + 1]`` is leaf ``i``'s slice of a flat buffer.
+    size : int
+        Total number of elements.
+    dtype : numpy.dtype
+        Dtype of the flat buffers: the common floating dtype of the leaves
+        (``float32`` for an all-``float32`` tree).
+    packed : ndarray or None
+        When the leaves are consecutive views into one contiguous buffer of
+        ``dtype`` (as made by :func:`pack`), that 1-d buffer; else ``None``.
+
+    Raises
+    ------
+    TypeError
+        A leaf that is not a floating-point ``ndarray`` (integers, bools,
+        complex numbers, Python floats and objects are refused), or a dict key
+        that is neither ``str`` nor ``int``.
+    ValueError
+        An empty tree, a zero-size or read-only leaf, two leaves with the same
+        name, or two leaves that share memory.
+    """
+
+    def __init__(self, params, where="params"):
+        pairs = leaves(params, where)
+        if not pairs:
+            raise ValueError(f"{where}: the param tree has no leaves")
+        names = [name for name, _ in pairs]
+        if len(set(names)) != len(names):
+            dup = sorted({n for n in names if names.count(n) > 1})
+            raise ValueError(f"{where}: leaf names must be unique; {dup} appear more than once "
+                             "(a dict key containing '.' can collide with a nested name)")
+        for name, leaf in pairs:
+            _check_leaf(name, leaf, where)
+        self.names = names
+        self.arrays = [leaf for _, leaf in pairs]
+        self.shapes = [leaf.shape for leaf in self.arrays]
+        sizes = [leaf.size for leaf in self.arrays]
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.intp)
+        self.size = int(self.offsets[-1])
+        self.dtype = np.result_type(*self.arrays)
+        self.structure = _structure(params)
+        self.index = {name: i for i, name in enumerate(names)}
+        _check_no_overlap(self, where)
+        self.packed = self._find_packed_buffer()
+        self._get = _compile_getter(self.structure)
+
+    # -- conversions -----------------------------------------------------
+    def empty(self):
+        """A new uninitialised flat buffer of this layout's size and dtype."""
+        return np.empty(self.size, dtype=self.dtype)
+
+    def zeros(self):
+        """A new zero-filled flat buffer of this layout's size and dtype."""
+        return np.zeros(self.size, dtype=self.dtype)
+
+    def views(self, flat):
+        """Views of a flat buffer, one per leaf, with the leaves' shapes."""
+        off = self.offsets
+        return [flat[off[i]:off[i + 1]].reshape(shape) for i, shape in enumerate(self.shapes)]
+
+    def unflatten(self, flat):
+        """A tree shaped like the params whose leaves are views of ``flat``."""
+        it = iter(self.views(flat))
+        return _rebuild(self.structure, it)
+
+    def tree_of(self, values):
+        """A tree shaped like the params holding the given per-leaf values."""
+        return _rebuild(self.structure, iter(values))
+
+    def gather(self, tree, out, where="grads"):
+        """Copy a tree shaped like the params into the flat buffer ``out``.
+
+        Parameters
+        ----------
+        tree : ndarray, dict, list or tuple
+            Same containers, keys and leaf shapes as the params. Leaves may
+            be arrays or Python/NumPy scalars (for 0-d leaves).
+        out : ndarray
+            Flat buffer of this layout (written in place and returned).
+        where : str
+            Name of the tree in error messages.
+
+        Raises
+        ------
+        ValueError
+            The tree's structure, names or shapes differ from the params.
+        TypeError
+            A leaf is not a real number.
+        """
+        try:
+            values = self._get(tree)  # fast path: generated code, no per-leaf checks
+            if [v.shape for v in values] == self.shapes:
+                np.concatenate(values, axis=None, out=out, casting="same_kind")
+                return out
+        except Exception:
+            pass
+        values = self.match(tree, where)  # slow path: finds and names the problem
+        for name, value in zip(self.names, values):
+            kind = np.asarray(value).dtype.kind
+            if kind not in "fiu":
+                raise TypeError(f"{where}: leaf {_display(name)} must hold real numbers; "
+                                f"got dtype {np.asarray(value).dtype}")
+        np.concatenate([np.asarray(v) for v in values], axis=None, out=out, casting="same_kind")
+        return out
+
+    def match(self, tree, where="grads"):
+        """Return the leaves of ``tree`` after checking it mirrors the params.
+
+        Raises
+        ------
+        ValueError
+            A container, key, length or leaf shape differs from the params.
+        """
+        if tree is None:
+            raise ValueError(f"{where}: expected a tree like the params; got None")
+        values = _leaves_like(self.structure, tree, "", where)
+        for i, value in enumerate(values):
+            shape = np.shape(value)
+            if shape != self.shapes[i]:
+                raise ValueError(f"{where}: leaf {_display(self.names[i])} has shape {shape}; "
+                                 f"the params leaf has shape {self.shapes[i]}")
+        return values
+
+    def read(self, out):
+        """Copy the current parameter values into the flat buffer ``out``."""
+        np.concatenate(self.arrays, axis=None, out=out, casting="same_kind")
+        return out
+
+    def write(self, flat):
+        """Overwrite the user's parameter arrays with the values in ``flat``."""
+        if self.packed is not None:
+            np.copyto(self.packed, flat, casting="same_kind")
+        else:
+            deque(map(np.copyto, self.arrays, self.views(flat)), maxlen=0)
+
+    def adder(self, flat):
+        """A function of no arguments that adds ``flat`` to the parameters in place.
+
+        The views of ``flat`` are made once here, so the returned function
+        costs one NumPy call per leaf (or a single call for a packed tree).
+        ``map`` runs the per-leaf loop in C: no Python bytecode runs between
+        leaves, so a ``KeyboardInterrupt`` cannot land half-way through.
+        """
+        if self.packed is not None:
+            packed = self.packed
+            return lambda: np.add(packed, flat, out=packed)
+        arrays, views = self.arrays, self.views(flat)
+        return lambda: deque(map(np.add, arrays, views, arrays), maxlen=0)
+
+    def leaf_sums(self, flat):
+        """Per-leaf sums of a flat buffer (one ``np.add.reduceat`` call)."""
+        return np.add.reduceat(flat, self.offsets[:-1])
+
+    def check_compatible(self, other_names, other_shapes, other_dtype, where):
+        """Raise ``ValueError`` describing how another layout differs from this one."""
+        if list(other_names) != self.names:
+            missing = [n for n in self.names if n not in other_names]
+            extra = [n for n in other_names if n not in self.names]
+            raise ValueError(f"{where}: leaf names differ: missing {missing}, unexpected {extra}"
+                             if (missing or extra) else
+                             f"{where}: leaf order differs: {list(other_names)} vs {self.names}")
+        for name, a, b in zip(self.names, other_shapes, self.shapes):
+            if tuple(a) != tuple(b):
+                raise ValueError(f"{where}: leaf {_display(name)} has shape {tuple(a)}; "
+                                 f"the params leaf has shape {b}")
+        if np.dtype(other_dtype) != self.dtype:
+            raise ValueError(f"{where}: dtype {np.dtype(other_dtype)} differs from the params' "
+                             f"{self.dtype}")
+
+    def _find_packed_buffer(self):
+        """The 1-d buffer all leaves are consecutive views of, or ``None``."""
+        first = self.arrays[0]
+        base = first if first.base is None else first.base
+        if not (isinstance(base, np.ndarray) and base.flags.c_contiguous and base.flags.writeable
+                and base.dtype == self.dtype and base.size == self.size):
+            return None
+        start = base.__array_interface__["data"][0]
+        item = self.dtype.itemsize
+        for leaf, off in zip(self.arrays, self.offsets[:-1]):
+            if ((leaf is not base and leaf.base is not base) or leaf.dtype != self.dtype
+                    or not leaf.flags.c_contiguous
+                    or leaf.__array_interface__["data"][0] != start + int(off) * item):
+                return None
+        return base.reshape(-1)
+
+
+def _check_leaf(name, leaf, where):
+    label = f"{where}: leaf {_display(name)}"
+    if not isinstance(leaf, np.ndarray):
+        hint = " (wrap it with np.array(..., dtype=float))" if isinstance(leaf, (float, int, np.generic)) else ""
+        raise TypeError(f"{label} must be a floating-point ndarray; got {type(leaf).__name__}{hint}")
+    if leaf.dtype.kind != "f":
+        raise TypeError(f"{label} must have a floating-point dtype; got {leaf.dtype} "
+                        "(integer, bool, complex and object leaves cannot be optimized)")
+    if leaf.size == 0:
+        raise ValueError(f"{label} is empty (shape {leaf.shape}); every leaf needs at least one element")
+    if not leaf.flags.writeable:
+        raise ValueError(f"{label} is read-only; the optimizer updates parameters in place")
+
+
+def _check_no_overlap(layout, where):
+    """Refuse trees in which two leaves share memory (updates would double up)."""
+    spans = []
+    for i, leaf in enumerate(layout.arrays):
+        lo, hi = np.lib.array_utils.byte_bounds(leaf)
+        spans.append((lo, hi, i))
+    spans.sort()
+    for (lo1, hi1, i), (lo2, hi2, j) in zip(spans, spans[1:]):
+        if lo2 < hi1 and np.shares_memory(layout.arrays[i], layout.arrays[j]):
+            raise ValueError(f"{where}: leaves {_display(layout.names[i])} and "
+                             f"{_display(layout.names[j])} share memory; each leaf must be "
+                             "its own array")
+
+
+def _structure(tree):
+    """The containers of a tree with leaves replaced by ``None``."""
+    if isinstance(tree, dict):
+        return {key: _structure(sub) for key, sub in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_structure(sub) for sub in tree) if type(tree) in (list, tuple) \
+            else type(tree)(*[_structure(sub) for sub in tree])
+    return None
+
+
+def _rebuild(structure, values):
+    if isinstance(structure, dict):
+        return {key: _rebuild(sub, values) for key, sub in structure.items()}
+    if isinstance(structure, (list, tuple)):
+        items = [_rebuild(sub, values) for sub in structure]
+        if type(structure) in (list, tuple):
+            return type(structure)(items)
+        return type(structure)(*items)  # namedtuple
+    return next(values)
+
+
+def _compile_getter(structure):
+    """Generate ``get(tree) -> list of leaves`` specialised to one structure.
+
+    The generated function indexes straight down to every leaf (``t['w']``,
+    ``t[1]['b']``, ...) and checks container types and lengths, so that
+    gathering a gradient tree costs one Python call instead of a recursive
+    walk. Any mismatch raises, and the caller falls back to the slow walk
+    that explains the difference.
+    """
+    checks, paths = [], []
+
+    def walk(s, expr):
+        if isinstance(s, dict):
+            checks.append(f"isinstance({expr}, dict) and len({expr}) == {len(s)}")
+            for key, sub in s.items():
+                walk(sub, f"{expr}[{key!r}]")
+        elif isinstance(s, (list, tuple)):
+            checks.append(f"isinstance({expr}, (list, tuple)) and len({expr}) == {len(s)}")
+            for index, sub in enumerate(s):
+                walk(sub, f"{expr}[{index}]")
+        else:
+            paths.append(expr)
+
+    walk(structure, "t")
+    test = " and ".join(checks) or "True"
+    source = (f"def get(t):\n"
+              f"    if not ({test}):\n"
+              f"        raise ValueError('structure differs')\n"
+              f"    return [{', '.join(paths)}]\n")
+    namespace = {}
+    exec(compile(source, "<npdownhill.tree getter>", "exec"), namespace)
+    return namespace["get"]
+
+
+def _leaves_like(structure, tree, prefix, where):
+    """Leaves of ``tree`` in layout order, checking containers against ``structure``."""
+    if isinstance(structure, dict):
+        if not isinstance(tree, dict):
+            raise ValueError(f"{where}: expected a dict at {prefix or 'the root'!r}; "
+                             f"got {type(tree).__name__}")
+        if tree.keys() != structure.keys():
+            missing = [k for k in structure if k not in tree]
+            extra = [k for k in tree if k not in structure]
+            raise ValueError(f"{where}: keys at {prefix or 'the root'!r} differ from the params: "
+                             f"missing {missing}, unexpected {extra}")
+        out = []
+        for key, sub in structure.items():
+            out.extend(_leaves_like(sub, tree[key], f"{prefix}.{key}" if prefix else str(key), where))
+        return out
+    if isinstance(structure, (list, tuple)):
+        if not isinstance(tree, (list, tuple)) or len(tree) != len(structure):
+            got = f"{type(tree).__name__} of length {len(tree)}" if isinstance(tree, (list, tuple)) \
+                else type(tree).__name__
+            raise ValueError(f"{where}: expected a {type(structure).__name__} of length "
+                             f"{len(structure)} at {prefix or 'the root'!r}; got {got}")
+        out = []
+        for index, (sub, item) in enumerate(zip(structure, tree)):
+            out.extend(_leaves_like(sub, item, f"{prefix}.{index}" if prefix else str(index), where))
+        return out
+    if isinstance(tree, _CONTAINERS):
+        raise ValueError(f"{where}: expected an array at {prefix or 'the root'!r}; "
+                         f"got a {type(tree).__name__}")
+    return [tree]
+
+
+def pack(params):
+    """Copy a param tree into one contiguous buffer and return views of it.
+
+    The returned tree has the same structure, names, shapes and values as
+    ``params``, but every leaf is a view into a single 1-d array laid out in
+    leaf order. An optimizer built on such a tree updates all parameters with
+    one whole-buffer operation instead of one operation per leaf, which
+    matters for trees of many small leaves.
+
+    Parameters
+    ----------
+    params : ndarray, dict, list or tuple
+        A param tree (validated as by :class:`Layout`). It is not modified.
+
+    Returns
+    -------
+    tree
+        A new tree of views; use it in place of ``params`` from then on.
+
+    Examples
+    --------
+    >>> p = pack({"W": np.ones((2, 2)), "b": np.zeros(2)})
+    >>> p["W"].base is p["b"].base
+    True
+    """
+    layout = Layout(params, "pack(params)")
+    flat = layout.read(layout.empty())
+    return layout.unflatten(flat)
