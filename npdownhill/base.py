@@ -1,0 +1,867 @@
+"""The :class:`Optimizer` base class: hyperparameters, gradient pipeline, state.
+
+An optimizer owns flat buffers laid out like the user's param tree (see
+:mod:`npdownhill.tree`): the gradient, the step, one buffer per state
+variable of its algorithm, and a scratch buffer. Each update runs this
+pipeline on the flat gradient ``g`` (DESIGN.md section 3)::
+
+    raw gradient            from autograd (``step``) or from the caller
+    -> noise                g += N(0, sigma_t^2),  sigma_t = scale / (1 + t)^(decay / 2)
+    -> multipliers          g *= m_leaf  (0 for frozen leaves)
+    -> clipping             elementwise, per-leaf norm, then global norm / callable
+    -> the rule             u = rule(g)             "the amount it would subtract"
+    -> momentum             v = mu v - u;  step = v            (classical)
+                                           step = mu v - u     (Nesterov)
+    -> weight decay         step -= lr * weight_decay * p      (decoupled)
+    -> step                 p += step
+
+Every stage is a fixed number of whole-buffer NumPy operations written in
+place, whatever the number of leaves. Subclasses only declare their
+hyperparameters and state and implement :meth:`Optimizer._rule`.
+"""
+
+import math
+
+import numpy as np
+from autograd import make_vjp
+from autograd.extend import vspace
+
+from . import hyper as H
+from .errors import NonFiniteError
+from .tree import Layout
+
+__all__ = ["Optimizer", "build", "apply_updates", "algorithms"]
+
+_REGISTRY = {}
+
+
+def _rng_check(call, name, value):
+    if value is None or isinstance(value, np.random.Generator):
+        return value
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        if value < 0:
+            raise ValueError(f"{call}({name}={value!r}): {name} seed must be >= 0; got {value}")
+        return int(value)
+    raise TypeError(f"{call}({name}={value!r}): {name} must be None, an int seed or a "
+                    f"numpy.random.Generator; got {type(value).__name__}")
+
+
+def _clip_check(call, name, value):
+    if value is None or callable(value):
+        return value
+    value = H.number(call, name, value, low=0, low_open=True)
+    return value
+
+
+def _multipliers_check(call, name, value):
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise TypeError(f"{call}({name}=...): {name} must be a dict from leaf name to factor; "
+                        f"got {type(value).__name__}")
+    return {key: H.number(call, f"{name}[{key!r}]", factor) for key, factor in value.items()}
+
+
+def _frozen_check(call, name, value):
+    if value is None:
+        return ()
+    if isinstance(value, str) or not isinstance(value, (list, tuple, set, frozenset)):
+        raise TypeError(f"{call}({name}={value!r}): {name} must be a list of leaf names; "
+                        f"got {type(value).__name__}")
+    for item in value:
+        if not isinstance(item, str):
+            raise TypeError(f"{call}({name}=...): leaf names must be strings; got {item!r}")
+    return tuple(value)
+
+
+def _lr_alias(call, name, value):
+    return value
+
+
+class Optimizer:
+    r"""Base class of every algorithm: state, gradient pipeline and driver entry points.
+
+    Parameters
+    ----------
+    loss : callable or None
+        ``loss(params, *batch) -> float``, written with ``autograd.numpy``.
+        ``None`` for loops that compute their own gradients and call
+        :meth:`update`, :meth:`apply` or :meth:`get_updates`.
+    params : ndarray, dict, list or tuple
+        The param tree. Its arrays are updated in place.
+    monitors : dict or sequence of (str, callable), optional
+        Extra values to report: ``fn(params, *batch) -> float``.
+    monitor_gradients : bool, optional
+        Report ``grad(<leaf>)``, the L2 norm of each leaf's raw gradient, and
+        ``grad_norm``, the global L2 norm, with every training step.
+    **kwargs
+        Hyperparameters (see the class's ``hyperparameters`` table and
+        :meth:`set_hyperparameters`) and driver options (see
+        :meth:`iterate`), which become defaults for later calls.
+
+    Notes
+    -----
+    Hyperparameters shared by every algorithm:
+
+    ``learning_rate`` (``lr``)
+        Step size; a number ``>= 0`` or a schedule ``f(step) -> float``
+        where ``step`` counts updates already applied (0 for the first).
+    ``momentum`` (0), ``nesterov`` (False)
+        Momentum wraps any algorithm's step ``u`` (what it would subtract):
+        classical :math:`v \leftarrow \mu v - u;\ p \leftarrow p + v`,
+        Nesterov :math:`v \leftarrow \mu v - u;\ p \leftarrow p + \mu v - u`
+        (the Lasagne / torch form). ``momentum`` may be a schedule.
+    ``max_gradient_elem`` (0 = off)
+        Clip each gradient element to ``[-c, c]``.
+    ``max_gradient_norm`` (0 = off)
+        Rescale each leaf's gradient to an L2 norm of at most this.
+    ``clip_gradients`` (None)
+        A number rescales the whole gradient tree to at most that global L2
+        norm; a callable takes a gradient tree and returns one.
+    ``gradient_noise_scale`` (0), ``gradient_noise_decay`` (0)
+        Add :math:`N(0, \sigma_t^2)` noise to every gradient element,
+        :math:`\sigma_t = s / (1 + t)^{d / 2}` with ``t`` the updates already
+        applied (Neelakantan et al. 2015 use ``d = 0.55``).
+    ``gradient_multipliers`` (None), ``frozen`` (())
+        A dict from leaf name to a factor on that leaf's gradient; leaves
+        named in ``frozen`` never move.
+    ``weight_decay`` (0)
+        Decoupled decay :math:`p \leftarrow p - \eta\, \lambda\, p` applied with
+        each step (Loshchilov & Hutter 2019; AdamW's definition).
+    ``rng`` (None)
+        Seed or ``numpy.random.Generator`` for gradient noise and for
+        algorithms that draw random numbers.
+    """
+
+    #: Registered lower-case name; subclasses set it.
+    name = None
+    #: ``{name: Hyper}`` declared by this class (merged along the hierarchy).
+    hyperparameters = {
+        "learning_rate": H.Hyper(1e-2, H.nonnegative, "step size (or a schedule)",
+                                 schedulable=True, aliases={"lr": _lr_alias}),
+        "momentum": H.Hyper(0.0, H.unit_interval, "momentum factor mu in [0, 1) (or a schedule)",
+                            schedulable=True),
+        "nesterov": H.Hyper(False, H.boolean, "use Nesterov's form of momentum"),
+        "max_gradient_elem": H.Hyper(0.0, H.nonnegative, "clip gradient elements to [-c, c]; 0 = off"),
+        "max_gradient_norm": H.Hyper(0.0, H.nonnegative, "rescale each leaf's gradient to norm <= c; 0 = off"),
+        "clip_gradients": H.Hyper(None, _clip_check, "global-norm clip (a number) or a callable on the gradient tree"),
+        "gradient_noise_scale": H.Hyper(0.0, H.nonnegative, "std of Gaussian gradient noise; 0 = off"),
+        "gradient_noise_decay": H.Hyper(0.0, H.nonnegative, "noise std decays as (1 + t)^(-decay / 2)"),
+        "gradient_multipliers": H.Hyper(None, _multipliers_check, "{leaf name: factor} on the gradient"),
+        "frozen": H.Hyper((), _frozen_check, "leaf names that never move"),
+        "weight_decay": H.Hyper(0.0, H.nonnegative, "decoupled weight decay factor"),
+        "rng": H.Hyper(None, _rng_check, "seed or Generator for noise and random algorithms"),
+    }
+    #: Names of this algorithm's flat state buffers (besides momentum's velocity).
+    state_names = ()
+    #: True for algorithms that evaluate the loss themselves (ESGD).
+    needs_loss = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        merged = {}
+        for klass in reversed(cls.__mro__):
+            merged.update(getattr(klass, "hyperparameters", None) or {})
+        cls._hypers = merged
+        cls._aliases = {alias: (name, convert) for name, spec in merged.items()
+                        for alias, convert in spec.aliases.items()}
+        if cls.__dict__.get("name"):
+            _REGISTRY[cls.name.lower()] = cls
+
+    # -- construction -----------------------------------------------------
+    def __init__(self, loss, params, monitors=(), monitor_gradients=False, **kwargs):
+        call = type(self).__name__
+        if loss is not None and not callable(loss):
+            raise TypeError(f"{call}(loss=...): loss must be a callable loss(params, *batch) or None; "
+                            f"got {type(loss).__name__}")
+        if self.needs_loss and loss is None:
+            raise TypeError(f"{call}(loss=None): {call} evaluates the loss itself "
+                            "(Hessian-vector products), so it needs a loss function")
+        if not isinstance(monitor_gradients, (bool, np.bool_)):
+            raise TypeError(f"{call}(monitor_gradients={monitor_gradients!r}): must be True or False")
+        self.loss = loss
+        self.params = params
+        self.layout = Layout(params, f"{call}(params)")
+        self.monitors = _parse_monitors(monitors, call)
+        self.monitor_gradients = bool(monitor_gradients)
+        self.hyper = {name: spec.default for name, spec in self._hypers.items()}
+        self.driver_defaults = {}
+        self.history = []
+        self.best_loss = math.inf
+        self.run = {}
+        n = self.layout
+        self._g = n.empty()        # the processed gradient
+        self._step = n.empty()     # what gets added to the params
+        self._tmp = n.empty()      # scratch
+        self._p = n.packed if n.packed is not None else n.empty()   # params, flat
+        self._best = None          # flat copy of the best params
+        self._add_step = n.adder(self._step)
+        self._updates = np.zeros((), np.int64)   # updates applied (an array: see get_updates)
+        self._rng = np.random.default_rng()
+        self._mult = None
+        self._mask = None
+        self._batch = ()
+        self._busy = False         # True while an update is half-applied
+        self.last_learning_rate = None
+        self.state = None          # created once the hyperparameters are known
+        self.set_hyperparameters(_call=call, **kwargs)
+        self.state = self._init_state()
+        self._ensure_velocity()
+
+    def __repr__(self):
+        changed = {k: v for k, v in self.hyper.items() if v is not self._hypers[k].default
+                   and not (isinstance(v, float) and v == self._hypers[k].default)}
+        args = ", ".join(f"{k}={v!r}" for k, v in changed.items())
+        return f"{type(self).__name__}({args})"
+
+    # -- hyperparameters --------------------------------------------------
+    def set_hyperparameters(self, _call=None, **kwargs):
+        """Validate and set hyperparameters; driver options become defaults for ``iterate``.
+
+        Parameters
+        ----------
+        **kwargs
+            Hyperparameters by canonical name or alias, and driver options
+            (``patience``, ``batch_size``, ...).
+
+        Raises
+        ------
+        TypeError
+            An unknown keyword (the message suggests the closest known one),
+            a value of the wrong type, or one hyperparameter given twice
+            under two spellings.
+        ValueError
+            A value out of range. Nothing is changed when anything is refused.
+        """
+        call = _call or f"{type(self).__name__}.set_hyperparameters"
+        hyper, driver = self._split_kwargs(call, kwargs)
+        from .driver import check_driver_options
+        driver = check_driver_options(call, driver)
+        self._commit_hyper(call, hyper)
+        self.driver_defaults.update(driver)
+
+    def _split_kwargs(self, call, kwargs):
+        """Resolve aliases and validate; return ``(hyperparameters, driver options)``."""
+        from .driver import DRIVER_OPTIONS
+        hyper, driver, spelled = {}, {}, {}
+        for key, value in kwargs.items():
+            if key in self._hypers:
+                name = key
+                value = self._hypers[name].validate(call, name, value)
+            elif key in self._aliases:
+                name, convert = self._aliases[key]
+                value = self._hypers[name].validate(call, name, convert(call, key, value))
+            elif key in DRIVER_OPTIONS:
+                driver[key] = value
+                continue
+            else:
+                known = list(self._hypers) + list(self._aliases) + list(DRIVER_OPTIONS)
+                raise TypeError(f"{call}: unknown keyword argument {key!r}{H.suggest(key, known)}")
+            if name in spelled:
+                raise TypeError(f"{call}: {name} given twice, as {spelled[name]!r} and {key!r}")
+            spelled[name] = key
+            hyper[name] = value
+        return hyper, driver
+
+    def _commit_hyper(self, call, hyper):
+        merged = dict(self.hyper, **hyper)
+        self._check_hyper(call, merged)
+        mult, mask = self._build_multipliers(call, merged)
+        if "rng" in hyper:
+            self._rng = np.random.default_rng(hyper["rng"])
+        self.hyper = merged
+        self._mult, self._mask = mult, mask
+        if self.state is not None:
+            self._ensure_velocity()
+
+    def _check_hyper(self, call, hyper):
+        """Cross-checks between hyperparameters; subclasses extend it."""
+
+    def _build_multipliers(self, call, hyper):
+        names = self.layout.names
+        multipliers, frozen = hyper["gradient_multipliers"] or {}, hyper["frozen"]
+        for key in list(multipliers) + list(frozen):
+            if key not in self.layout.index:
+                which = "gradient_multipliers" if key in multipliers else "frozen"
+                raise ValueError(f"{call}({which}=...): {key!r} is not a leaf name; "
+                                 f"the leaves are {names}{H.suggest(key, names)}")
+        if not multipliers and not frozen:
+            return None, None
+        off = self.layout.offsets
+        mult = self.layout.empty()
+        mult.fill(1)
+        for key, factor in multipliers.items():
+            i = self.layout.index[key]
+            mult[off[i]:off[i + 1]] = factor
+        mask = None
+        if frozen:
+            mask = self.layout.empty()
+            mask.fill(1)
+            for key in frozen:
+                i = self.layout.index[key]
+                mult[off[i]:off[i + 1]] = 0
+                mask[off[i]:off[i + 1]] = 0
+        return mult, mask
+
+    def _ensure_velocity(self):
+        mu = self.hyper["momentum"]
+        if (callable(mu) or mu > 0) and "velocity" not in self.state:
+            self.state["velocity"] = self.layout.zeros()
+
+    def _scheduled(self, name, t):
+        """The value of a (possibly scheduled) hyperparameter at step ``t``."""
+        value = self.hyper[name]
+        if not callable(value):
+            return value
+        got = value(t)
+        return self._hypers[name].check(f"{type(self).__name__} {name} schedule at step {t}",
+                                        name, got)
+
+    # -- state ------------------------------------------------------------
+    def _init_state(self):
+        """Fresh state buffers ``{name: array}``; subclasses override."""
+        return {name: self.layout.zeros() for name in self.state_names}
+
+    @property
+    def updates(self):
+        """Number of updates applied so far (int)."""
+        return int(self._updates)
+
+    # -- the update rule --------------------------------------------------
+    def _rule(self, g, u, t, lr):
+        """Write into ``u`` the amount the algorithm would subtract from the params.
+
+        Parameters
+        ----------
+        g : ndarray
+            The processed flat gradient (read only for the rule).
+        u : ndarray
+            Output buffer.
+        t : int
+            The update number, starting at 1.
+        lr : float
+            The learning rate for this update.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not define an update rule")
+
+    def _advance(self, g, step):
+        """Run the pipeline on the flat gradient ``g``; write the step into ``step``.
+
+        Advances the state and the update counter. Raises
+        :class:`NonFiniteError` (with nothing applied) if the step is not finite.
+        """
+        h, tmp = self.hyper, self._tmp
+        t = int(self._updates)
+        lr = self._scheduled("learning_rate", t)
+        # noise: g += N(0, sigma^2) with sigma = scale / (1 + t)^(decay / 2)
+        if h["gradient_noise_scale"]:
+            sigma = h["gradient_noise_scale"] / (1.0 + t) ** (h["gradient_noise_decay"] / 2)
+            self._normal(tmp)
+            tmp *= sigma
+            g += tmp
+        # per-leaf multipliers; frozen leaves get 0
+        if self._mult is not None:
+            g *= self._mult
+        self._clip(g)
+        # the algorithm's rule: u, the amount it would subtract
+        self._rule(g, step, t + 1, lr)
+        u = step
+        # momentum: v = mu v - u; classical p += v, Nesterov p += mu v - u
+        mu = self._scheduled("momentum", t)
+        if "velocity" in self.state and (mu or callable(h["momentum"])):
+            v = self.state["velocity"]
+            v *= mu
+            v -= u
+            if h["nesterov"]:
+                np.multiply(v, mu, out=tmp)
+                np.subtract(tmp, u, out=step)
+            else:
+                np.copyto(step, v)
+        else:
+            np.negative(u, out=step)
+        # decoupled weight decay: step -= lr * wd * p
+        if h["weight_decay"]:
+            p = self._p if self.layout.packed is not None else self.layout.read(self._p)
+            np.multiply(p, lr * h["weight_decay"], out=tmp)
+            step -= tmp
+        if self._mask is not None:
+            step *= self._mask
+        if not math.isfinite(step.sum()) and not np.isfinite(step).all():
+            raise NonFiniteError(
+                f"{type(self).__name__}: update {t + 1} produced a non-finite step in "
+                f"{self._nonfinite_leaves(step)} although the gradient was finite",
+                "step", self._nonfinite_leaves(step), t)
+        self._updates += 1
+        self.last_learning_rate = lr
+        return step
+
+    def _normal(self, out):
+        """Fill ``out`` with standard normal draws from the optimizer's generator."""
+        if out.dtype in (np.float32, np.float64):
+            self._rng.standard_normal(out=out, dtype=out.dtype)
+        else:
+            out[...] = self._rng.standard_normal(out.size)
+
+    def _clip(self, g):
+        """Elementwise, per-leaf and global clipping of the flat gradient, in place."""
+        h = self.hyper
+        c = h["max_gradient_elem"]
+        if c:
+            np.clip(g, -c, c, out=g)
+        c = h["max_gradient_norm"]
+        if c:
+            np.multiply(g, g, out=self._tmp)
+            norms = np.sqrt(self.layout.leaf_sums(self._tmp))
+            off = self.layout.offsets
+            for i in np.flatnonzero(norms > c):
+                g[off[i]:off[i + 1]] *= c / norms[i]
+        clip = h["clip_gradients"]
+        if clip is None:
+            return
+        if callable(clip):
+            result = clip(self.layout.unflatten(g.copy()))
+            self.layout.gather(result, g, f"{type(self).__name__}(clip_gradients=...) result")
+            return
+        norm = math.sqrt(float(np.dot(g, g)))
+        if norm > clip:
+            g *= clip / norm
+
+    def _nonfinite_leaves(self, flat):
+        bad = ~np.isfinite(self.layout.leaf_sums(np.abs(flat)))
+        return [self.layout.names[i] for i in np.flatnonzero(bad)]
+
+    # -- gradients --------------------------------------------------------
+    def _gather_grads(self, grads, where):
+        """Copy a gradient tree into the flat gradient buffer, refusing non-finite values."""
+        g = self.layout.gather(grads, self._g, where)
+        if not math.isfinite(g.sum()) and not np.isfinite(g).all():
+            leaves = self._nonfinite_leaves(g)
+            raise NonFiniteError(
+                f"{type(self).__name__}: non-finite gradient in leaves {leaves} at update "
+                f"{self.updates + 1}; nothing was applied", "gradient", leaves, self.updates)
+        return g
+
+    def _value_and_grad(self, batch):
+        """Loss value and gradient tree at the current params, one forward pass."""
+        call = f"{type(self).__name__}.step"
+        vjp, value = make_vjp(self.loss)(self.params, *batch)
+        value = _check_loss_value(call, value)
+        grads = vjp(vspace(value).ones())
+        loss = float(value)
+        if not math.isfinite(loss):
+            raise NonFiniteError(f"{type(self).__name__}: the loss is {loss} at update "
+                                 f"{self.updates + 1}; nothing was applied", "loss", (), self.updates)
+        return loss, grads
+
+    def _needs_loss(self, method):
+        if self.needs_loss and self.loss is None:
+            raise TypeError(f"{type(self).__name__}.{method}: this algorithm needs the loss")
+
+    # -- public update API ------------------------------------------------
+    def step(self, *batch):
+        """Take one gradient step on one batch.
+
+        Parameters
+        ----------
+        *batch : arrays
+            Passed to the loss as ``loss(params, *batch)``.
+
+        Returns
+        -------
+        dict
+            This batch's monitors, evaluated before the update: ``'loss'``
+            first, then the user's monitors, ``grad(<leaf>)`` and
+            ``grad_norm`` with ``monitor_gradients``, and ``learning_rate``.
+
+        Raises
+        ------
+        TypeError
+            The optimizer has no loss.
+        NonFiniteError
+            The loss, gradient or step is not finite (nothing is applied).
+        """
+        if self.loss is None:
+            raise TypeError(f"{type(self).__name__}.step: this optimizer was built with loss=None; "
+                            "use update/apply/get_updates with your own gradients")
+        loss, grads = self._value_and_grad(batch)
+        monitors = {"loss": loss}
+        monitors.update(self._eval_monitors(batch))
+        g = self._gather_grads(grads, f"{type(self).__name__}.step: gradient")
+        if self.monitor_gradients:
+            monitors.update(self._gradient_norms(g))
+        self._batch = batch
+        self._busy = True
+        self._advance(g, self._step)
+        self._add_step()
+        self._busy = False
+        monitors["learning_rate"] = self.last_learning_rate
+        return monitors
+
+    def update(self, grads, *batch):
+        """Advance the state and return the steps to add, without touching the params.
+
+        Parameters
+        ----------
+        grads : tree
+            Gradients, a tree shaped like the params.
+        *batch : arrays
+            Only for algorithms that evaluate the loss themselves (ESGD).
+
+        Returns
+        -------
+        tree
+            The steps, shaped like the params: ``p + step`` is the new value.
+            Freshly allocated each call.
+        """
+        self._needs_loss("update")
+        g = self._gather_grads(grads, f"{type(self).__name__}.update(grads)")
+        self._batch = batch
+        out = self.layout.empty()
+        self._advance(g, out)
+        return self.layout.unflatten(out)
+
+    def apply(self, grads, *batch):
+        """Advance the state and add the steps to the params in place.
+
+        The fast path for loops that compute their own gradients: no
+        allocation, a fixed number of whole-buffer operations.
+
+        Parameters
+        ----------
+        grads : tree
+            Gradients, a tree shaped like the params.
+        *batch : arrays
+            Only for algorithms that evaluate the loss themselves (ESGD).
+
+        Returns
+        -------
+        None
+        """
+        self._needs_loss("apply")
+        g = self._gather_grads(grads, f"{type(self).__name__}.apply(grads)")
+        self._batch = batch
+        self._busy = True
+        self._advance(g, self._step)
+        self._add_step()
+        self._busy = False
+
+    def get_updates(self, grads, *batch):
+        """The Theano/Lasagne update list for one step, mutating no array.
+
+        Parameters
+        ----------
+        grads : tree
+            Gradients, a tree shaped like the params.
+        *batch : arrays
+            Only for algorithms that evaluate the loss themselves (ESGD).
+
+        Returns
+        -------
+        list of (ndarray, ndarray)
+            ``(array, new_value)`` pairs: every leaf of the user's params, every
+            state buffer, and the update counter. Pass them to
+            :func:`apply_updates` to perform the step. Only the optimizer's
+            random generator advances (for gradient noise or ESGD).
+        """
+        self._needs_loss("get_updates")
+        g = self._gather_grads(grads, f"{type(self).__name__}.get_updates(grads)")
+        saved = {name: buf.copy() for name, buf in self.state.items()}
+        counter, last_lr = self._updates.copy(), self.last_learning_rate
+        self._batch = batch
+        step = self.layout.empty()
+        try:
+            self._advance(g, step)
+            new_state = {name: buf.copy() for name, buf in self.state.items()}
+            new_counter = self._updates.copy()
+        finally:
+            for name, buf in saved.items():
+                np.copyto(self.state[name], buf)
+            np.copyto(self._updates, counter)
+            self.last_learning_rate = last_lr
+        pairs = [(leaf, leaf + view.astype(leaf.dtype, copy=False))
+                 for leaf, view in zip(self.layout.arrays, self.layout.views(step))]
+        pairs += [(self.state[name], new_state[name]) for name in saved]
+        pairs.append((self._updates, new_counter))
+        return pairs
+
+    # -- monitors ---------------------------------------------------------
+    def _eval_monitors(self, batch):
+        out = {}
+        for name, fn in self.monitors:
+            value = fn(self.params, *batch)
+            try:
+                out[name] = float(value)
+            except (TypeError, ValueError):
+                raise TypeError(f"monitor {name!r} must return a number; got "
+                                f"{type(value).__name__} of shape {np.shape(value)}") from None
+        return out
+
+    def _gradient_norms(self, g):
+        np.multiply(g, g, out=self._tmp)
+        sums = self.layout.leaf_sums(self._tmp)
+        out = {f"grad({name})": float(math.sqrt(s)) for name, s in zip(self.layout.names, sums)}
+        out["grad_norm"] = float(math.sqrt(sums.sum()))
+        return out
+
+    def evaluate(self, dataset):
+        """Batch-size-weighted means of the loss and monitors over a dataset.
+
+        Parameters
+        ----------
+        dataset : Dataset, arrays or callable
+            A :class:`~npdownhill.Dataset`, or anything it accepts (then
+            batched by 32, in order). With ``None`` the loss takes only the params.
+
+        Returns
+        -------
+        dict
+            ``'loss'`` first, then the monitors. No update is made.
+        """
+        from .driver import evaluate
+        return evaluate(self, dataset)
+
+    # -- parameters -------------------------------------------------------
+    def set_params(self, targets="best"):
+        """Write the best (or given) parameters into the user's arrays.
+
+        Parameters
+        ----------
+        targets : 'best' or tree
+            ``'best'``: the parameters of the best validation so far.
+            A tree shaped like the params: those values.
+
+        Raises
+        ------
+        ValueError
+            ``'best'`` before any validation, another string, or a tree of
+            another structure.
+        """
+        call = f"{type(self).__name__}.set_params"
+        if isinstance(targets, str):
+            if targets != "best":
+                raise ValueError(f"{call}(targets={targets!r}): targets must be 'best' or a tree")
+            if self._best is None:
+                raise ValueError(f"{call}('best'): no best parameters yet (nothing validated)")
+            self.layout.write(self._best)
+            return
+        flat = self.layout.gather(targets, self.layout.empty(), f"{call}(targets)")
+        self.layout.write(flat)
+
+    def _remember_best(self, loss):
+        if self._best is None:
+            self._best = self.layout.empty()
+        self.layout.read(self._best)
+        self.best_loss = float(loss)
+
+    @property
+    def best_params(self):
+        """A tree (fresh copies) of the best parameters so far, or ``None``."""
+        if self._best is None:
+            return None
+        return self.layout.unflatten(self._best.copy())
+
+    # -- driver -----------------------------------------------------------
+    def iterate(self, train=None, valid=None, max_updates=None, **kwargs):
+        """Train epoch by epoch, yielding ``(train_monitors, valid_monitors)``.
+
+        See :func:`npdownhill.driver.iterate` for every option.
+        """
+        from .driver import iterate
+        return iterate(self, train, valid, max_updates, **kwargs)
+
+    def minimize(self, train=None, valid=None, **kwargs):
+        """Run :meth:`iterate` to the end and return its last pair of monitors.
+
+        Returns
+        -------
+        train_monitors, valid_monitors : dict
+            Both with ``'loss'`` first.
+        """
+        from .driver import run_to_end
+        return run_to_end(self, train, valid, **kwargs)
+
+    def history_arrays(self):
+        """The per-epoch history as NumPy arrays, ready to plot.
+
+        Returns
+        -------
+        dict of ndarray
+            ``epoch``, ``updates``, ``time`` (seconds since the run started),
+            ``validated`` (bool), then ``train.<monitor>`` and
+            ``valid.<monitor>`` for each monitor; validation values are NaN
+            in epochs without a validation.
+        """
+        from .driver import history_arrays
+        return history_arrays(self.history)
+
+    # -- checkpoints ------------------------------------------------------
+    def state_dict(self):
+        """Everything needed to continue exactly: a plain dict of arrays and numbers.
+
+        Returns
+        -------
+        dict
+            Algorithm name, hyperparameters, update count, state buffers,
+            current and best parameters, best loss, the driver's run counters,
+            random generator states and the history.
+        """
+        from .checkpoint import optimizer_state
+        return optimizer_state(self)
+
+    def load_state_dict(self, state):
+        """Restore a :meth:`state_dict`, including the user's parameter arrays.
+
+        Raises
+        ------
+        ValueError
+            The dict is from another algorithm, or its tree has other leaf
+            names, shapes or dtype (the message says what differs). Nothing
+            is changed then.
+        """
+        from .checkpoint import load_optimizer_state
+        load_optimizer_state(self, state)
+
+    def save_state(self, path):
+        """Write :meth:`state_dict` to ``path`` as one ``.npz`` file, atomically."""
+        from .checkpoint import save_npz
+        save_npz(path, self.state_dict())
+
+    def load_state(self, path):
+        """Read a file written by :meth:`save_state` (no pickle) and restore it.
+
+        Raises
+        ------
+        ValueError
+            The file is truncated, holds pickled objects, is not an
+            npdownhill state, or does not fit this optimizer. Nothing changes.
+        """
+        from .checkpoint import load_npz
+        self.load_state_dict(load_npz(path))
+
+
+def _check_loss_value(call, value):
+    """Refuse losses that are not real float scalars, naming the shape or type."""
+    shape = np.shape(value)
+    if shape != ():
+        raise ValueError(f"{call}: the loss must return a scalar; got an array of shape {shape} "
+                         "(reduce it, e.g. with anp.mean or anp.sum)")
+    dtype = getattr(value, "dtype", None)
+    kind = dtype.kind if dtype is not None else ("f" if isinstance(value, float) else None)
+    if kind != "f":
+        kind_name = dtype if dtype is not None else type(value).__name__
+        raise TypeError(f"{call}: the loss must return a real floating-point number; "
+                        f"got {kind_name}")
+    return value
+
+
+def _parse_monitors(monitors, call):
+    if monitors is None:
+        return []
+    items = list(monitors.items()) if isinstance(monitors, dict) else monitors
+    out, seen = [], {"loss"}
+    try:
+        items = list(items)
+    except TypeError:
+        raise TypeError(f"{call}(monitors=...): monitors must be a dict or a sequence of "
+                        f"(name, fn) pairs; got {type(monitors).__name__}") from None
+    for item in items:
+        if not (isinstance(item, (tuple, list)) and len(item) == 2):
+            raise TypeError(f"{call}(monitors=...): each monitor must be a (name, fn) pair; got {item!r}")
+        name, fn = item
+        if not isinstance(name, str):
+            raise TypeError(f"{call}(monitors=...): monitor names must be strings; got {name!r}")
+        if not callable(fn):
+            raise TypeError(f"{call}(monitors=...): monitor {name!r} must be callable; "
+                            f"got {type(fn).__name__}")
+        if name in seen:
+            raise ValueError(f"{call}(monitors=...): monitor name {name!r} is used twice "
+                             "('loss' is reserved)")
+        seen.add(name)
+        out.append((name, fn))
+    return out
+
+
+def algorithms():
+    """The registered algorithm names, sorted.
+
+    Returns
+    -------
+    list of str
+    """
+    return sorted(_REGISTRY)
+
+
+def build(algo, loss=None, params=None, monitors=(), monitor_gradients=False, **kwargs):
+    """Construct an optimizer by name, class or instance.
+
+    Parameters
+    ----------
+    algo : str, Optimizer subclass or Optimizer
+        A registered name (case-insensitive, see :func:`algorithms`), a
+        class, or an existing instance (then ``loss`` and ``params`` must be
+        ``None`` or its own, and ``kwargs`` update its hyperparameters).
+    loss, params, monitors, monitor_gradients, **kwargs
+        As for :class:`Optimizer`.
+
+    Returns
+    -------
+    Optimizer
+
+    Raises
+    ------
+    ValueError
+        An unknown name (the message lists the names and suggests the closest).
+    TypeError
+        ``algo`` of another type.
+    """
+    if isinstance(algo, Optimizer):
+        if (loss is not None and loss is not algo.loss) or (params is not None and params is not algo.params):
+            raise ValueError("build(algo=<instance>): loss and params must be None or the "
+                             "instance's own")
+        if kwargs:
+            algo.set_hyperparameters(**kwargs)
+        return algo
+    if isinstance(algo, type) and issubclass(algo, Optimizer):
+        cls = algo
+    elif isinstance(algo, str):
+        cls = _REGISTRY.get(algo.lower())
+        if cls is None:
+            raise ValueError(f"build(algo={algo!r}): unknown algorithm; known algorithms are "
+                             f"{algorithms()}{H.suggest(algo.lower(), _REGISTRY)}")
+    else:
+        raise TypeError(f"build(algo=...): algo must be a name, an Optimizer subclass or an "
+                        f"instance; got {type(algo).__name__}")
+    if params is None:
+        raise TypeError(f"build({algo!r}): params is required")
+    return cls(loss, params, monitors=monitors, monitor_gradients=monitor_gradients, **kwargs)
+
+
+def apply_updates(pairs):
+    """Write ``(array, new_value)`` pairs, as returned by :meth:`Optimizer.get_updates`.
+
+    All pairs are checked before anything is written.
+
+    Parameters
+    ----------
+    pairs : iterable of (ndarray, array_like)
+
+    Raises
+    ------
+    TypeError
+        A target that is not a writeable ndarray or a pair that is not a pair.
+    ValueError
+        A new value whose shape differs from its target's.
+    """
+    pairs = list(pairs)
+    for i, pair in enumerate(pairs):
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+            raise TypeError(f"apply_updates: item {i} must be an (array, new_value) pair")
+        target, value = pair
+        if not isinstance(target, np.ndarray):
+            raise TypeError(f"apply_updates: item {i}: target must be an ndarray; "
+                            f"got {type(target).__name__}")
+        if np.shape(value) != target.shape:
+            raise ValueError(f"apply_updates: item {i}: new value has shape {np.shape(value)}; "
+                             f"target has shape {target.shape}")
+    for target, value in pairs:
+        np.copyto(target, value, casting="same_kind")
