@@ -1,0 +1,436 @@
+r"""Per-parameter adaptive rules: RMSProp, RProp, ADAGRAD, ADADELTA, ESGD.
+
+Each rule writes :math:`u_t`, the amount it would subtract from the
+parameters, into a flat buffer with in-place NumPy operations; the shared
+pipeline of :class:`~npdownhill.Optimizer` adds momentum, weight decay and
+the step itself. The Adam family lives in :mod:`npdownhill.adam`.
+"""
+
+import numpy as np
+from autograd import make_hvp
+
+from . import hyper as H
+from .base import Optimizer
+
+__all__ = ["RMSProp", "RProp", "ADAGRAD", "AdaGrad", "ADADELTA", "Adadelta", "ESGD"]
+
+_LR_ALIAS = {"lr": H.identity_alias}
+_EPS_ALIAS = {"rms_regularizer": H.identity_alias}
+_RHO_ALIAS = H.decay_aliases("rms")
+
+
+def _lr(default):
+    return H.Hyper(default, H.nonnegative, "step size (or a schedule)", schedulable=True,
+                   aliases=_LR_ALIAS)
+
+
+def _rho(default, doc="decay of the moving average of g^2, in [0, 1)"):
+    return H.Hyper(default, H.unit_interval, doc, aliases=_RHO_ALIAS)
+
+
+def _eps(default):
+    return H.Hyper(default, H.nonnegative, "regularizer of the denominator (may be 0)",
+                   aliases=_EPS_ALIAS)
+
+
+class RMSProp(Optimizer):
+    r"""RMSProp: divide the gradient by a running RMS of recent gradients.
+
+    .. math::
+
+        r_t &= \rho\, r_{t-1} + (1 - \rho)\, g_t^2 \\
+        u_t &= \eta\, \frac{g_t}{\sqrt{r_t + \epsilon}}
+
+    With ``centered=True`` (Graves 2013, downhill's form) the denominator uses
+    the variance instead of the second moment:
+
+    .. math::
+
+        f_t = \rho\, f_{t-1} + (1 - \rho)\, g_t, \qquad
+        u_t = \eta\, \frac{g_t}{\sqrt{r_t - f_t^2 + \epsilon}}
+
+    Parameters
+    ----------
+    loss, params, monitors, monitor_gradients
+        See :class:`~npdownhill.Optimizer`.
+    learning_rate : float or schedule, default 1e-3
+        :math:`\eta` (pycmtensor's default and Hinton's lecture; Lasagne's
+        ``rmsprop`` defaults to 1.0).
+    rho : float, default 0.9
+        Decay :math:`\rho` (Lasagne, pycmtensor); downhill's ``rms_halflife``
+        ``h`` gives :math:`\rho = e^{-\ln 2 / h}`.
+    epsilon : float, default 1e-6
+        :math:`\epsilon` (Lasagne); downhill calls it ``rms_regularizer``.
+    centered : bool, default False
+    epsilon_inside : bool, default True
+        :math:`\epsilon` under the square root (Lasagne, Keras, pycmtensor,
+        TF1). ``False`` puts it outside, :math:`g / (\sqrt{r} + \epsilon)`,
+        which is torch.optim.RMSprop (with ``alpha`` = ``rho``); its
+        ``momentum`` option equals the shared ``momentum`` here.
+    **kwargs
+        The shared hyperparameters of :class:`~npdownhill.Optimizer`.
+
+    Notes
+    -----
+    autograd's ``rmsprop`` starts :math:`r_0` at ones, not zeros.
+
+    References
+    ----------
+    Tieleman, T. and Hinton, G. (2012). Lecture 6.5 - rmsprop. COURSERA:
+    Neural Networks for Machine Learning.
+
+    Graves, A. (2013). Generating sequences with recurrent neural networks.
+    arXiv:1308.0850.
+    """
+
+    name = "rmsprop"
+    hyperparameters = {
+        "learning_rate": _lr(1e-3),
+        "rho": _rho(0.9),
+        "epsilon": _eps(1e-6),
+        "centered": H.Hyper(False, H.boolean, "divide by the variance (Graves' form)"),
+        "epsilon_inside": H.Hyper(True, H.boolean, "epsilon under the square root (False: torch's form)"),
+    }
+    state_names = ("r", "f")
+
+    def _rule(self, g, u, t, lr):
+        h, tmp = self.hyper, self._tmp
+        rho, eps = h["rho"], h["epsilon"]
+        r, f = self.state["r"], self.state["f"]
+        # r = rho r + (1 - rho) g^2
+        np.multiply(g, g, out=tmp)
+        tmp *= 1 - rho
+        r *= rho
+        r += tmp
+        second = r
+        if h["centered"]:
+            # f = rho f + (1 - rho) g;  second moment -> variance r - f^2
+            np.multiply(g, 1 - rho, out=tmp)
+            f *= rho
+            f += tmp
+            np.multiply(f, f, out=tmp)
+            np.subtract(r, tmp, out=u)
+            second = u
+        # u = lr g / sqrt(r + eps)   or   lr g / (sqrt(r) + eps)
+        if h["epsilon_inside"]:
+            np.add(second, eps, out=u)
+            np.sqrt(u, out=u)
+        else:
+            np.sqrt(second, out=u)
+            u += eps
+        np.divide(g, u, out=u)
+        u *= lr
+
+
+class RProp(Optimizer):
+    r"""Resilient backpropagation (iRprop-): per-element step sizes driven by sign changes.
+
+    .. math::
+
+        s_t &= \begin{cases}
+            \min(s_{t-1}\,\eta^+, s_{\max}) & g_t\, g_{t-1} > 0 \\
+            \max(s_{t-1}\,\eta^-, s_{\min}) & g_t\, g_{t-1} < 0 \\
+            s_{t-1} & \text{otherwise}
+        \end{cases} \\
+        g_t &\leftarrow 0 \quad \text{where } g_t\, g_{t-1} < 0 \\
+        u_t &= s_t \operatorname{sign}(g_t)
+
+    The (possibly zeroed) gradient is stored as :math:`g_{t-1}` for the next
+    update, so after a sign flip the element does not move and the next
+    update treats it as fresh. Only the sign of the gradient is used, which
+    suits full-batch training; noisy minibatch gradients defeat it.
+
+    Parameters
+    ----------
+    loss, params, monitors, monitor_gradients
+        See :class:`~npdownhill.Optimizer`.
+    learning_rate : float, default 0.1
+        The initial step size :math:`s_0` (Riedmiller & Braun's
+        :math:`\Delta_0`). A schedule is evaluated once, at step 0.
+    rprop_increase : float, default 1.2
+        :math:`\eta^+ > 1`.
+    rprop_decrease : float, default 0.5
+        :math:`0 < \eta^- < 1`.
+    rprop_min_step : float, default 1e-6
+    rprop_max_step : float, default 50
+        Bounds of the step sizes, ``0 <= min <= max``.
+    **kwargs
+        The shared hyperparameters of :class:`~npdownhill.Optimizer`.
+
+    Notes
+    -----
+    torch.optim.Rprop is the same rule (``etas=(decrease, increase)``,
+    ``step_sizes=(min, max)``, default ``lr=0.01``). downhill used
+    :math:`\eta^\pm = 1.01, 0.99` and steps in :math:`[0, 100]`.
+
+    References
+    ----------
+    Riedmiller, M. and Braun, H. (1993). A direct adaptive method for faster
+    backpropagation learning: the RPROP algorithm. IEEE ICNN.
+
+    Igel, C. and Hüsken, M. (2000). Improving the Rprop learning algorithm.
+    NC 2000.
+    """
+
+    name = "rprop"
+    hyperparameters = {
+        "learning_rate": _lr(0.1),
+        "rprop_increase": H.Hyper(1.2, lambda c, n, v: H.number(c, n, v, low=1, low_open=True),
+                                  "step growth factor eta+ > 1"),
+        "rprop_decrease": H.Hyper(0.5, lambda c, n, v: H.number(c, n, v, low=0, high=1,
+                                                                low_open=True, high_open=True),
+                                  "step shrink factor 0 < eta- < 1"),
+        "rprop_min_step": H.Hyper(1e-6, H.nonnegative, "smallest step size"),
+        "rprop_max_step": H.Hyper(50.0, lambda c, n, v: H.number(c, n, v, low=0, low_open=True),
+                                  "largest step size"),
+    }
+    state_names = ("step_size", "previous")
+
+    def _check_hyper(self, call, hyper):
+        super()._check_hyper(call, hyper)
+        lo, hi = hyper["rprop_min_step"], hyper["rprop_max_step"]
+        if lo > hi:
+            raise ValueError(f"{call}: rprop_min_step must be <= rprop_max_step; got {lo} > {hi}")
+
+    def _init_state(self):
+        state = super()._init_state()
+        state["step_size"].fill(self._scheduled("learning_rate", 0))
+        return state
+
+    def _rule(self, g, u, t, lr):
+        h, tmp = self.hyper, self._tmp
+        s, previous = self.state["step_size"], self.state["previous"]
+        if not hasattr(self, "_grew"):
+            self._grew = np.empty(g.shape, bool)
+            self._flipped = np.empty(g.shape, bool)
+        grew, flipped = self._grew, self._flipped
+        # sign agreement of g_t and g_{t-1}
+        np.multiply(g, previous, out=tmp)
+        np.greater(tmp, 0, out=grew)
+        np.less(tmp, 0, out=flipped)
+        # s = s * eta+ where the sign held, s * eta- where it flipped, clipped
+        np.multiply(s, h["rprop_increase"], out=s, where=grew)
+        np.multiply(s, h["rprop_decrease"], out=s, where=flipped)
+        np.clip(s, h["rprop_min_step"], h["rprop_max_step"], out=s)
+        # after a flip: forget the gradient (no move now, fresh start next time)
+        np.copyto(previous, g)
+        np.copyto(previous, 0, where=flipped)
+        # u = s * sign(g)
+        np.sign(previous, out=u)
+        u *= s
+
+
+class ADAGRAD(Optimizer):
+    r"""ADAGRAD: scale each element by the root of its accumulated squared gradients.
+
+    .. math::
+
+        a_t &= a_{t-1} + g_t^2 \\
+        u_t &= \eta\, \frac{g_t}{\sqrt{a_t + \epsilon}}
+
+    The effective step of each element shrinks monotonically, fast for
+    elements with large or frequent gradients.
+
+    Parameters
+    ----------
+    loss, params, monitors, monitor_gradients
+        See :class:`~npdownhill.Optimizer`.
+    learning_rate : float or schedule, default 1.0
+        :math:`\eta` (Lasagne and pycmtensor; torch uses 0.01).
+    epsilon : float, default 1e-6
+        Lasagne's :math:`\epsilon`; downhill used 1e-8 (``rms_regularizer``).
+    epsilon_inside : bool, default True
+        ``False`` gives torch.optim.Adagrad's :math:`g / (\sqrt{a} + \epsilon)`.
+    initial_accumulator : float, default 0
+        :math:`a_0`; optax and Keras start at 0.1, torch's
+        ``initial_accumulator_value`` is this.
+    **kwargs
+        The shared hyperparameters of :class:`~npdownhill.Optimizer`.
+
+    References
+    ----------
+    Duchi, J., Hazan, E. and Singer, Y. (2011). Adaptive subgradient methods
+    for online learning and stochastic optimization. JMLR 12, 2121-2159.
+    """
+
+    name = "adagrad"
+    hyperparameters = {
+        "learning_rate": _lr(1.0),
+        "epsilon": _eps(1e-6),
+        "epsilon_inside": H.Hyper(True, H.boolean, "epsilon under the square root (False: torch's form)"),
+        "initial_accumulator": H.Hyper(0.0, H.nonnegative, "starting value of the accumulator"),
+    }
+    state_names = ("accumulator",)
+
+    def _init_state(self):
+        state = super()._init_state()
+        state["accumulator"].fill(self.hyper["initial_accumulator"])
+        return state
+
+    def _rule(self, g, u, t, lr):
+        h, tmp = self.hyper, self._tmp
+        a = self.state["accumulator"]
+        # a = a + g^2
+        np.multiply(g, g, out=tmp)
+        a += tmp
+        # u = lr g / sqrt(a + eps)   or   lr g / (sqrt(a) + eps)
+        if h["epsilon_inside"]:
+            np.add(a, h["epsilon"], out=u)
+            np.sqrt(u, out=u)
+        else:
+            np.sqrt(a, out=u)
+            u += h["epsilon"]
+        np.divide(g, u, out=u)
+        u *= lr
+
+
+AdaGrad = ADAGRAD
+
+
+class ADADELTA(Optimizer):
+    r"""ADADELTA: a step in the units of the parameters, from two running averages.
+
+    .. math::
+
+        a_t &= \rho\, a_{t-1} + (1 - \rho)\, g_t^2 \\
+        d_t &= g_t\, \frac{\sqrt{x_{t-1} + \epsilon}}{\sqrt{a_t + \epsilon}} \\
+        x_t &= \rho\, x_{t-1} + (1 - \rho)\, d_t^2 \\
+        u_t &= \eta\, d_t
+
+    Parameters
+    ----------
+    loss, params, monitors, monitor_gradients
+        See :class:`~npdownhill.Optimizer`.
+    learning_rate : float or schedule, default 1.0
+        :math:`\eta`; the paper has none (1.0). It does not enter :math:`x_t`.
+    rho : float, default 0.95
+        Decay :math:`\rho` (the paper, Lasagne, pycmtensor; torch uses 0.9);
+        ``rms_halflife`` is accepted.
+    epsilon : float, default 1e-6
+        :math:`\epsilon` (the paper, Lasagne, torch); it also seeds the very
+        first step, whose size is about :math:`\sqrt{\epsilon}`.
+    **kwargs
+        The shared hyperparameters of :class:`~npdownhill.Optimizer`.
+
+    Notes
+    -----
+    This is Lasagne's, torch's and Keras' form; downhill had no learning rate.
+
+    References
+    ----------
+    Zeiler, M. D. (2012). ADADELTA: an adaptive learning rate method.
+    arXiv:1212.5701.
+    """
+
+    name = "adadelta"
+    hyperparameters = {
+        "learning_rate": _lr(1.0),
+        "rho": _rho(0.95),
+        "epsilon": _eps(1e-6),
+    }
+    state_names = ("grad_sq", "delta_sq")
+
+    def _rule(self, g, u, t, lr):
+        h, tmp = self.hyper, self._tmp
+        rho, eps = h["rho"], h["epsilon"]
+        a, x = self.state["grad_sq"], self.state["delta_sq"]
+        # a = rho a + (1 - rho) g^2
+        np.multiply(g, g, out=tmp)
+        tmp *= 1 - rho
+        a *= rho
+        a += tmp
+        # d = g sqrt(x + eps) / sqrt(a + eps)      (x of the previous step)
+        np.add(x, eps, out=u)
+        np.sqrt(u, out=u)
+        u *= g
+        np.add(a, eps, out=tmp)
+        np.sqrt(tmp, out=tmp)
+        u /= tmp
+        # x = rho x + (1 - rho) d^2
+        np.multiply(u, u, out=tmp)
+        tmp *= 1 - rho
+        x *= rho
+        x += tmp
+        # u = lr d
+        u *= lr
+
+
+Adadelta = ADADELTA
+
+
+class ESGD(Optimizer):
+    r"""Equilibrated SGD: precondition by a running estimate of the Hessian's row norms.
+
+    Each update draws :math:`r_t \sim N(0, I)` over the whole parameter tree
+    and takes a Hessian-vector product with autograd:
+
+    .. math::
+
+        D_t &= \rho\, D_{t-1} + (1 - \rho)\, (H_t r_t)^2 \\
+        \hat D_t &= D_t / (1 - \rho^t) \\
+        u_t &= \eta\, \frac{g_t}{\sqrt{\hat D_t} + \epsilon}
+
+    :math:`E[(H r)^2_i] = \sum_j H_{ij}^2`, so :math:`\sqrt{\hat D}`
+    estimates the equilibration preconditioner, which handles ill-conditioned
+    and indefinite curvature better than the Jacobi (diagonal) one.
+
+    Parameters
+    ----------
+    loss, params, monitors, monitor_gradients
+        See :class:`~npdownhill.Optimizer`. The loss is required (it is
+        differentiated twice); ``update`` / ``apply`` / ``get_updates`` need the
+        batch as extra arguments.
+    learning_rate : float or schedule, default 0.1
+    rho : float, default 0.9517
+        :math:`\rho = e^{-\ln 2 / 14}`: downhill's ``rms_halflife`` of 14.
+    epsilon : float, default 1e-8
+        downhill's ``rms_regularizer``.
+    rng : None, int or numpy.random.Generator
+        Source of :math:`r_t` (one ``standard_normal`` draw over the flat
+        parameter vector per update, after any gradient noise): the same
+        seed gives the same trajectory.
+    **kwargs
+        The shared hyperparameters of :class:`~npdownhill.Optimizer`.
+
+    Notes
+    -----
+    Dauphin et al. average :math:`(H r)^2` over all updates (a :math:`1/t`
+    average) and refresh it every 20 updates; downhill used an exponential
+    average without bias correction. Here the exponential average is
+    bias-corrected, so the first update already uses an unbiased estimate.
+    Each update costs about three gradient evaluations.
+
+    References
+    ----------
+    Dauphin, Y., de Vries, H. and Bengio, Y. (2015). Equilibrated adaptive
+    learning rates for non-convex optimization. NIPS.
+    """
+
+    name = "esgd"
+    needs_loss = True
+    hyperparameters = {
+        "learning_rate": _lr(0.1),
+        "rho": _rho(float(np.exp(-np.log(2) / 14)), "decay of the average of (Hr)^2"),
+        "epsilon": _eps(1e-8),
+    }
+    state_names = ("curvature",)
+
+    def _rule(self, g, u, t, lr):
+        h, tmp = self.hyper, self._tmp
+        rho = h["rho"]
+        D = self.state["curvature"]
+        # r ~ N(0, I) over the whole tree; Hr from autograd (a vjp of the gradient)
+        self._normal(tmp)
+        hvp, _ = make_hvp(self.loss)(self.params, *self._batch)
+        self.layout.gather(hvp(self.layout.unflatten(tmp)), u, "ESGD: Hessian-vector product")
+        # D = rho D + (1 - rho) (Hr)^2
+        np.multiply(u, u, out=tmp)
+        tmp *= 1 - rho
+        D *= rho
+        D += tmp
+        # u = lr g / (sqrt(D / (1 - rho^t)) + eps)
+        np.divide(D, 1 - rho ** t, out=u)
+        np.sqrt(u, out=u)
+        u += h["epsilon"]
+        np.divide(g, u, out=u)
+        u *= lr
