@@ -72,7 +72,10 @@ class RMSProp(Optimizer):
 
     Notes
     -----
-    autograd's ``rmsprop`` starts :math:`r_0` at ones, not zeros.
+    autograd's ``rmsprop`` starts :math:`r_0` at ones, not zeros. In the
+    centered form :math:`r_t - f_t^2` is clamped at 0: with a nearly constant
+    gradient rounding can make it slightly negative, which would give NaN
+    (torch does not clamp).
 
     References
     ----------
@@ -110,6 +113,7 @@ class RMSProp(Optimizer):
             f += tmp
             np.multiply(f, f, out=tmp)
             np.subtract(r, tmp, out=u)
+            np.maximum(u, 0, out=u)   # a variance: rounding must not make it negative
             second = u
         # u = lr g / sqrt(r + eps)   or   lr g / (sqrt(r) + eps)
         if h["epsilon_inside"]:

@@ -396,11 +396,18 @@ class Optimizer:
         return step
 
     def _normal(self, out):
-        """Fill ``out`` with standard normal draws from the optimizer's generator."""
-        if out.dtype in (np.float32, np.float64):
-            self._rng.standard_normal(out=out, dtype=out.dtype)
+        """Fill ``out`` with standard normal draws from the optimizer's generator.
+
+        The draws are always float64 (then cast), so a seed gives the same
+        numbers whatever the dtype of the params.
+        """
+        if out.dtype == np.float64:
+            self._rng.standard_normal(out=out)
         else:
-            out[...] = self._rng.standard_normal(out.size)
+            if getattr(self, "_normal64", None) is None:
+                self._normal64 = np.empty(out.shape)
+            self._rng.standard_normal(out=self._normal64)
+            np.copyto(out, self._normal64, casting="same_kind")
 
     def _clip(self, g):
         """Elementwise, per-leaf and global clipping of the flat gradient, in place."""

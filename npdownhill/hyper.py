@@ -24,9 +24,34 @@ import numpy as np
 __all__ = ["Hyper", "suggest", "number", "halflife_to_decay"]
 
 
+def _edit_distance(a, b):
+    """Edits (insert, delete, substitute, swap two neighbours) turning ``a`` into ``b``."""
+    prev2, prev = None, list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        row = [i]
+        for j, cb in enumerate(b, 1):
+            cost = min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (ca != cb))
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                cost = min(cost, prev2[j - 2] + 1)
+            row.append(cost)
+        prev2, prev = prev, row
+    return prev[-1]
+
+
 def suggest(name, known):
-    """A ``" (did you mean 'x'?)"`` hint for a misspelt name, or ``""``."""
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    """A ``" (did you mean 'x'?)"`` hint for a misspelt name, or ``""``.
+
+    The closest known name by edit distance (a swap of two neighbouring
+    letters counts as one edit) is suggested when it is within a third of
+    the name's length; otherwise difflib's closest match, if any.
+    """
+    known = list(known)
+    if not known:
+        return ""
+    best = min(known, key=lambda k: (_edit_distance(name, k), -difflib.SequenceMatcher(None, name, k).ratio()))
+    if _edit_distance(name, best) <= max(1, len(name) // 3):
+        return f" (did you mean {best!r}?)"
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
@@ -59,16 +84,17 @@ def number(call, name, value, low=None, high=None, low_open=False, high_open=Fal
     ValueError
         NaN, infinite, not integral when required, or out of range.
     """
+    shown = value
     if isinstance(value, np.ndarray) and value.ndim == 0:
         value = value.item()
     if not _is_number(value):
         raise TypeError(f"{call}({name}={value!r}): {name} must be a real number; "
                         f"got {type(value).__name__}")
     if not math.isfinite(value):
-        raise ValueError(f"{call}({name}={value!r}): {name} must be finite; got {value}")
+        raise ValueError(f"{call}({name}={shown!r}): {name} must be finite; got {shown!r}")
     if integer:
         if value != int(value):
-            raise ValueError(f"{call}({name}={value!r}): {name} must be an integer; got {value}")
+            raise ValueError(f"{call}({name}={shown!r}): {name} must be an integer; got {shown!r}")
         value = int(value)
     else:
         value = float(value)
@@ -81,7 +107,7 @@ def number(call, name, value, low=None, high=None, low_open=False, high_open=Fal
             rule = f"{'>' if low_open else '>='} {_fmt(low)}"
         else:
             rule = f"{'<' if high_open else '<='} {_fmt(high)}"
-        raise ValueError(f"{call}({name}={value!r}): {name} must be {rule}; got {value!r}")
+        raise ValueError(f"{call}({name}={shown!r}): {name} must be {rule}; got {shown!r}")
     return value
 
 

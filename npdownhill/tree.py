@@ -35,7 +35,7 @@ def _walk(tree, prefix, out, where):
             if not isinstance(key, (str, int)) or isinstance(key, bool):
                 raise TypeError(
                     f"{where}: dict keys must be str or int; got {key!r} "
-                    f"({type(key).__name__}) under {prefix or 'the root'!r}")
+                    f"({type(key).__name__}) under {_at(prefix)}")
             _walk(sub, f"{prefix}.{key}" if prefix else str(key), out, where)
     elif isinstance(tree, (list, tuple)):
         for index, sub in enumerate(tree):
@@ -72,6 +72,10 @@ def leaves(tree, where="params"):
 
 def _display(name):
     return repr(name) if name else "the root array"
+
+
+def _at(prefix):
+    return repr(prefix) if prefix else "the root"
 
 
 class Layout:
@@ -370,12 +374,12 @@ def _leaves_like(structure, tree, prefix, where):
     """Leaves of ``tree`` in layout order, checking containers against ``structure``."""
     if isinstance(structure, dict):
         if not isinstance(tree, dict):
-            raise ValueError(f"{where}: expected a dict at {prefix or 'the root'!r}; "
+            raise ValueError(f"{where}: expected a dict at {_at(prefix)}; "
                              f"got {type(tree).__name__}")
         if tree.keys() != structure.keys():
             missing = [k for k in structure if k not in tree]
             extra = [k for k in tree if k not in structure]
-            raise ValueError(f"{where}: keys at {prefix or 'the root'!r} differ from the params: "
+            raise ValueError(f"{where}: keys at {_at(prefix)} differ from the params: "
                              f"missing {missing}, unexpected {extra}")
         out = []
         for key, sub in structure.items():
@@ -386,13 +390,13 @@ def _leaves_like(structure, tree, prefix, where):
             got = f"{type(tree).__name__} of length {len(tree)}" if isinstance(tree, (list, tuple)) \
                 else type(tree).__name__
             raise ValueError(f"{where}: expected a {type(structure).__name__} of length "
-                             f"{len(structure)} at {prefix or 'the root'!r}; got {got}")
+                             f"{len(structure)} at {_at(prefix)}; got {got}")
         out = []
         for index, (sub, item) in enumerate(zip(structure, tree)):
             out.extend(_leaves_like(sub, item, f"{prefix}.{index}" if prefix else str(index), where))
         return out
     if isinstance(tree, _CONTAINERS):
-        raise ValueError(f"{where}: expected an array at {prefix or 'the root'!r}; "
+        raise ValueError(f"{where}: expected an array at {_at(prefix)}; "
                          f"got a {type(tree).__name__}")
     return [tree]
 

@@ -1,0 +1,38 @@
+"""npdownhill: minimize loss functions written in plain NumPy.
+
+Write ``loss(params, *batch)`` with ``autograd.numpy``; npdownhill takes the
+gradients with autograd and fits ``params`` (an array or a dict / list /
+tuple of arrays, updated in place) with one of its optimizers::
+
+    import npdownhill as dh
+    train_monitors, valid_monitors = dh.minimize(loss, params, train=[X, y],
+                                                 valid=[Xv, yv], algo="adam")
+
+Three levels of use:
+
+* :func:`minimize` runs a whole fit: batches, validation, patience, the
+  best parameters restored at the end.
+* :func:`build` gives an :class:`Optimizer` whose :meth:`~Optimizer.iterate`
+  yields the monitors of each epoch to your own loop.
+* :meth:`Optimizer.step`, :meth:`~Optimizer.update`, :meth:`~Optimizer.apply`
+  and :meth:`~Optimizer.get_updates` take one step inside a loop you own.
+"""
+
+from . import schedules
+from .adam import AMSGrad, Adam, Adamax, AdamW, NAdam, RAdam
+from .adaptive import ADADELTA, ADAGRAD, ESGD, Adadelta, AdaGrad, RMSProp, RProp
+from .base import Optimizer, algorithms, apply_updates, build
+from .dataset import Dataset
+from .driver import EpochInfo, minimize
+from .errors import NonFiniteError
+from .first_order import NAG, SGD, Momentum
+from .tree import pack
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "minimize", "build", "algorithms", "apply_updates", "pack", "Optimizer", "Dataset",
+    "EpochInfo", "NonFiniteError", "schedules",
+    "SGD", "NAG", "Momentum", "RMSProp", "RProp", "ADAGRAD", "AdaGrad", "ADADELTA", "Adadelta",
+    "ESGD", "Adam", "Adamax", "AMSGrad", "NAdam", "AdamW", "RAdam",
+]

@@ -1,0 +1,104 @@
+"""``python -m npdownhill``: fit the quick start's matrix factorization and print the result.
+
+A data matrix ``y`` (A x B) is approximated by a product ``u @ v`` of rank K
+under a regularized squared error (downhill's README example, written with
+``autograd.numpy``)::
+
+    loss(u, v) = mean((y - u v)^2) + mean(|u|) + mean(v^2)
+
+Run ``python -m npdownhill --help`` for the options.
+"""
+
+import argparse
+import logging
+import sys
+
+import autograd.numpy as anp
+import numpy as np
+
+from . import algorithms, build
+
+
+def factorization_problem(rows=20, cols=5, rank=3, seed=0):
+    """The demo problem: data, initial params, loss and monitors.
+
+    Parameters
+    ----------
+    rows, cols, rank : int
+        ``y`` is ``rows x cols``; ``u`` is ``rows x rank``, ``v`` is ``rank x cols``.
+    seed : int
+        Seed of the data and the initial parameters.
+
+    Returns
+    -------
+    y : ndarray
+        The data matrix (a low-rank product plus noise), float32.
+    params : dict
+        ``{"u": ..., "v": ...}``, float32 random starting points.
+    loss : callable
+        ``loss(params, z)``.
+    monitors : list of (str, callable)
+        ``err`` (the mean squared error alone) and the fractions of small
+        entries of ``u`` and ``v``.
+    """
+    rng = np.random.default_rng(seed)
+    y = (rng.normal(size=(rows, rank)) @ rng.normal(size=(rank, cols))
+         + rng.normal(size=(rows, cols))).astype(np.float32)
+    params = {"u": rng.normal(size=(rows, rank)).astype(np.float32),
+              "v": rng.normal(size=(rank, cols)).astype(np.float32)}
+
+    def err(p, z):
+        return anp.mean((z - anp.dot(p["u"], p["v"])) ** 2)
+
+    def loss(p, z):
+        return err(p, z) + anp.mean(anp.abs(p["u"])) + anp.mean(p["v"] ** 2)
+
+    monitors = [("err", err),
+                ("|u|<0.1", lambda p, z: np.mean(np.abs(p["u"]) < 0.1)),
+                ("|v|<0.1", lambda p, z: np.mean(np.abs(p["v"]) < 0.1))]
+    return y, params, loss, monitors
+
+
+def main(argv=None):
+    """Entry point of ``python -m npdownhill``; returns the process exit code."""
+    parser = argparse.ArgumentParser(
+        prog="python -m npdownhill",
+        description="Fit a regularized rank-3 factorization of a 20x5 matrix and print the "
+                    "result: a demo of npdownhill.")
+    parser.add_argument("--algo", default="rmsprop", type=str.lower, choices=algorithms(),
+                        metavar="NAME", help="algorithm: " + ", ".join(algorithms())
+                        + " (default: rmsprop)")
+    parser.add_argument("--learning-rate", type=float, default=None,
+                        help="learning rate (default: the algorithm's, or 0.01 for rmsprop)")
+    parser.add_argument("--max-epochs", type=int, default=2000, help="epochs (default: 2000)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of data and init (default: 0)")
+    parser.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(message)s", stream=sys.stderr)
+    y, params, loss, monitors = factorization_problem(seed=args.seed)
+    hyper = {"rng": args.seed, "max_gradient_elem": 1.0}
+    if args.learning_rate is not None:
+        hyper["learning_rate"] = args.learning_rate
+    elif args.algo == "rmsprop":
+        hyper["learning_rate"] = 0.01
+    opt = build(args.algo, loss, params, monitors=monitors, **hyper)
+    before = opt.evaluate([y])
+    opt.minimize([y], batch_size=0, max_epochs=args.max_epochs, validate_every=10, patience=20)
+    after = opt.evaluate([y])      # the params now hold the best values found
+    print(f"npdownhill demo: {type(opt).__name__} on a regularized rank-3 factorization "
+          f"of a 20x5 matrix")
+    print(f"  epochs run          {len(opt.history)}  ({opt.updates} updates, "
+          f"stopped by {opt.run['stop'] or 'the end of the data'})")
+    print(f"  loss                {before['loss']:.6f} -> {after['loss']:.6f}")
+    print(f"  squared error       {before['err']:.6f} -> {after['err']:.6f}")
+    print(f"  |u| < 0.1           {after['|u|<0.1']:.1%} of entries")
+    print(f"  |v| < 0.1           {after['|v|<0.1']:.1%} of entries")
+    print(f"  params u {params['u'].shape} {params['u'].dtype}, v {params['v'].shape} "
+          f"{params['v'].dtype}: hold the best parameters found")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

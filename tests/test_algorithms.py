@@ -1,0 +1,217 @@
+"""The shared battery: one table of every registered algorithm drives these tests.
+
+Exact update rules are checked against independent transcriptions in
+``test_reference.py`` and against torch trajectories in
+``test_torch_reference.py``; this file checks behaviour every algorithm must
+share: convergence, dtypes, trees, state round trips, the three update
+entry points, and hyperparameter validation.
+"""
+
+import math
+
+import autograd.numpy as anp
+import numpy as np
+import pytest
+
+import npdownhill as dh
+from npdownhill.tree import Layout
+
+# name: settings for a 5-d quadratic (3000 steps, learning rate decayed 10x per
+# 1000 steps when "decay"), for Rosenbrock from (-1.5, 2) (3000 steps at
+# "rosen_lr"), and the Rosenbrock loss each must get below (f(x0) = 12.5).
+TABLE = {
+    "sgd":      dict(quad={"learning_rate": 0.1}, decay=True, rosen_lr=2e-3, rosen_bar=1e-4),
+    "momentum": dict(quad={"learning_rate": 0.02}, decay=True, rosen_lr=1e-3, rosen_bar=1e-9),
+    "nag":      dict(quad={"learning_rate": 0.02}, decay=True, rosen_lr=1e-3, rosen_bar=1e-9),
+    "rmsprop":  dict(quad={"learning_rate": 0.01}, decay=True, rosen_lr=1e-3, rosen_bar=0.5),
+    "rprop":    dict(quad={}, decay=False, rosen_lr=1e-3, rosen_bar=1e-4),
+    "adagrad":  dict(quad={"learning_rate": 0.5}, decay=True, rosen_lr=1.0, rosen_bar=0.1),
+    "adadelta": dict(quad={}, decay=True, rosen_lr=1.0, rosen_bar=1.0),
+    "esgd":     dict(quad={"learning_rate": 0.1}, decay=False, rosen_lr=0.3, rosen_bar=0.5),
+    "adam":     dict(quad={"learning_rate": 0.05}, decay=True, rosen_lr=0.1, rosen_bar=1e-3),
+    "adamax":   dict(quad={"learning_rate": 0.05}, decay=True, rosen_lr=0.1, rosen_bar=1e-8),
+    "amsgrad":  dict(quad={"learning_rate": 0.05}, decay=True, rosen_lr=0.1, rosen_bar=1e-12),
+    "nadam":    dict(quad={"learning_rate": 0.05}, decay=True, rosen_lr=0.01, rosen_bar=1e-4),
+    "adamw":    dict(quad={"learning_rate": 0.05, "weight_decay": 0.0}, decay=True,
+                     rosen_lr=0.03, rosen_bar=1e-3),
+    "radam":    dict(quad={"learning_rate": 0.05}, decay=True, rosen_lr=0.01, rosen_bar=0.5),
+}
+NAMES = sorted(TABLE)
+
+
+def quadratic():
+    rng = np.random.default_rng(1)
+    q, _ = np.linalg.qr(rng.normal(size=(5, 5)))
+    a = q @ np.diag(np.linspace(1, 10, 5)) @ q.T
+    b = rng.normal(size=5)
+    return a, b, np.linalg.solve(a, b)
+
+
+def rosenbrock(p):
+    return (1 - p[0]) ** 2 + 100 * (p[1] - p[0] ** 2) ** 2
+
+
+def test_table_covers_every_registered_algorithm():
+    assert set(TABLE) == set(dh.algorithms())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_converges_on_a_quadratic(name):
+    a, b, x_star = quadratic()
+    spec = TABLE[name]
+    kwargs = dict(spec["quad"])
+    if spec["decay"]:
+        lr0 = kwargs.pop("learning_rate", dh.build(name, None if name != "esgd" else rosenbrock,
+                                                   np.zeros(2)).hyper["learning_rate"])
+        kwargs["learning_rate"] = dh.schedules.exponential_decay(lr0, 0.1, 1000)
+    x = np.zeros(5)
+    opt = dh.build(name, lambda p: 0.5 * anp.dot(p, anp.dot(a, p)) - anp.dot(b, p), x,
+                   rng=0, **kwargs)
+    for _ in range(3000):
+        opt.step()
+    assert np.linalg.norm(x - x_star) < 1e-5
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_descends_rosenbrock(name):
+    y = np.array([-1.5, 2.0])
+    opt = dh.build(name, rosenbrock, y, rng=0, learning_rate=TABLE[name]["rosen_lr"])
+    for _ in range(3000):
+        opt.step()
+    assert rosenbrock(y) < TABLE[name]["rosen_bar"]
+
+
+def _tree(dtype):
+    rng = np.random.default_rng(3)
+    return {"layers": [{"W": rng.normal(size=(3, 2)).astype(dtype),
+                        "b": rng.normal(size=2).astype(dtype)}],
+            "scale": (np.array(1.5, dtype=dtype),)}
+
+
+def _tree_loss(p):
+    w, b = p["layers"][0]["W"], p["layers"][0]["b"]
+    return anp.sum((anp.dot(np.ones(3), w) + b - 1.0) ** 2) + (p["scale"][0] - 2.0) ** 2
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_float32_trees_stay_float32_and_follow_the_float64_run(name):
+    t32, t64 = _tree(np.float32), _tree(np.float64)
+    leaves32 = [leaf for leaf in Layout(t32).arrays]
+    o32 = dh.build(name, _tree_loss, t32, rng=0, learning_rate=1e-3)
+    o64 = dh.build(name, _tree_loss, t64, rng=0, learning_rate=1e-3)
+    for _ in range(20):
+        o32.step()
+        o64.step()
+    after = Layout(t32).arrays
+    assert all(a is b for a, b in zip(leaves32, after))
+    assert all(leaf.dtype == np.float32 for leaf in after)
+    assert all(buf.dtype == np.float32 for buf in o32.state.values() if buf.ndim)
+    moved = Layout(_tree(np.float64)).read(Layout(t64).empty())
+    flat32, flat64 = Layout(t32).read(np.empty(9)), Layout(t64).read(np.empty(9))
+    assert not np.allclose(flat64, moved)                    # the params moved
+    np.testing.assert_allclose(flat32, flat64, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", sorted(set(NAMES) - {"esgd"}))
+def test_a_nested_tree_moves_exactly_like_the_same_numbers_in_one_vector(name):
+    rng = np.random.default_rng(0)
+    tree = _tree(np.float64)
+    layout = Layout(tree)
+    vector = layout.read(layout.empty())
+    kwargs = dict(momentum=0.5, nesterov=True, weight_decay=0.01) if name != "nag" else {}
+    o_tree = dh.build(name, None, tree, **kwargs)
+    o_vec = dh.build(name, None, vector, **kwargs)
+    for _ in range(30):
+        g = rng.normal(size=vector.size)
+        o_tree.apply(layout.unflatten(g))
+        o_vec.apply(g)
+    np.testing.assert_array_equal(layout.read(layout.empty()), vector)
+
+
+def test_esgd_on_a_nested_tree_matches_the_flat_vector():
+    tree = _tree(np.float64)
+    layout = Layout(tree)
+    vector = layout.read(layout.empty())
+    o_tree = dh.ESGD(_tree_loss, tree, rng=5)
+    o_vec = dh.ESGD(lambda v: _tree_loss(layout.unflatten(v)), vector, rng=5)
+    for _ in range(30):
+        o_tree.step()
+        o_vec.step()
+    np.testing.assert_allclose(layout.read(layout.empty()), vector, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_state_dict_round_trip_continues_identically(name):
+    a = _tree(np.float64)
+    b = _tree(np.float64)
+    for leaf in Layout(b).arrays:
+        leaf += 10.0                       # different values: load must overwrite them
+    oa = dh.build(name, _tree_loss, a, rng=1, momentum=0.3 if name != "nag" else 0.9)
+    ob = dh.build(name, _tree_loss, b, rng=99, momentum=0.3 if name != "nag" else 0.9)
+    for _ in range(7):
+        oa.step()
+    ob.load_state_dict(oa.state_dict())
+    for _ in range(7):
+        oa.step()
+        ob.step()
+    for x, y in zip(Layout(a).arrays, Layout(b).arrays):
+        np.testing.assert_array_equal(x, y)
+    for key, buf in oa.state.items():
+        np.testing.assert_array_equal(buf, ob.state[key])
+    assert oa.updates == ob.updates == 14
+
+
+@pytest.mark.parametrize("name", sorted(set(NAMES) - {"esgd"}))
+def test_update_apply_and_get_updates_take_the_same_step(name):
+    rng = np.random.default_rng(2)
+    x1, x2, x3 = (np.array([0.5, -1.0, 2.0]) for _ in range(3))
+    o1, o2, o3 = (dh.build(name, None, x, momentum=0.5 if name != "nag" else 0.9)
+                  for x in (x1, x2, x3))
+    for _ in range(10):
+        g = rng.normal(size=3)
+        o1.apply(g)
+        x2 += o2.update(g)
+        before = {k: v.copy() for k, v in o3.state.items()}
+        x3_before = x3.copy()
+        pairs = o3.get_updates(g)
+        np.testing.assert_array_equal(x3, x3_before)                  # nothing mutated...
+        for k, v in o3.state.items():
+            np.testing.assert_array_equal(v, before[k])
+        dh.apply_updates(pairs)                                        # ...until applied
+        np.testing.assert_array_equal(x1, x2)
+        np.testing.assert_array_equal(x1, x3)
+    assert o1.updates == o2.updates == o3.updates == 10
+
+
+def _numeric_hypers(name):
+    cls = type(dh.build(name, rosenbrock, np.zeros(2)))
+    for hyper, spec in cls._hypers.items():
+        if isinstance(spec.default, float) and not isinstance(spec.default, bool):
+            yield cls, hyper
+
+
+@pytest.mark.parametrize("cls, hyper", [pair for name in NAMES for pair in _numeric_hypers(name)],
+                         ids=lambda v: v.__name__ if isinstance(v, type) else v)
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -1.0, "0.1", True])
+def test_bad_hyperparameters_are_refused_with_their_name(cls, hyper, bad):
+    loss = rosenbrock if cls.needs_loss else None
+    kind = TypeError if isinstance(bad, (str, bool)) else ValueError
+    with pytest.raises(kind, match=rf"^{cls.__name__}\({hyper}=.*\): {hyper} must be"):
+        cls(loss, np.zeros(2), **{hyper: bad})
+
+
+@pytest.mark.parametrize("cls, hyper", [(c, h) for name in NAMES for c, h in _numeric_hypers(name)
+                                        if h in ("rho", "beta1", "beta2", "momentum")],
+                         ids=lambda v: v.__name__ if isinstance(v, type) else v)
+def test_decay_factors_must_be_below_one(cls, hyper):
+    loss = rosenbrock if cls.needs_loss else None
+    with pytest.raises(ValueError, match=rf"^{cls.__name__}\({hyper}=1\.5\): {hyper} must be in "
+                                         rf"\[0, 1\); got 1\.5$"):
+        cls(loss, np.zeros(2), **{hyper: 1.5})
+
+
+def test_epsilon_may_be_zero():
+    x = np.array([1.0, -1.0])
+    opt = dh.Adam(None, x, epsilon=0.0, learning_rate=0.1)
+    opt.apply(np.array([2.0, -3.0]))
+    np.testing.assert_allclose(x, [0.9, -0.9])      # first Adam step is lr * sign(g)
