@@ -386,11 +386,12 @@ class Optimizer:
             step -= tmp
         if self._mask is not None:
             step *= self._mask
-        if not math.isfinite(step.sum()) and not np.isfinite(step).all():
+        if not _finite(step):
+            leaves = self._nonfinite_leaves(step)
             raise NonFiniteError(
                 f"{type(self).__name__}: update {t + 1} produced a non-finite step in "
-                f"{self._nonfinite_leaves(step)} although the gradient was finite",
-                "step", self._nonfinite_leaves(step), t)
+                f"{_leaf_list(leaves)} although the gradient was finite; nothing was applied",
+                "step", leaves, t)
         self._updates += 1
         self.last_learning_rate = lr
         return step
@@ -434,17 +435,17 @@ class Optimizer:
             g *= clip / norm
 
     def _nonfinite_leaves(self, flat):
-        bad = ~np.isfinite(self.layout.leaf_sums(np.abs(flat)))
-        return [self.layout.names[i] for i in np.flatnonzero(bad)]
+        bad = [not np.isfinite(view).all() for view in self.layout.views(flat)]
+        return [name for name, b in zip(self.layout.names, bad) if b]
 
     # -- gradients --------------------------------------------------------
     def _gather_grads(self, grads, where):
         """Copy a gradient tree into the flat gradient buffer, refusing non-finite values."""
         g = self.layout.gather(grads, self._g, where)
-        if not math.isfinite(g.sum()) and not np.isfinite(g).all():
+        if not _finite(g):
             leaves = self._nonfinite_leaves(g)
             raise NonFiniteError(
-                f"{type(self).__name__}: non-finite gradient in leaves {leaves} at update "
+                f"{type(self).__name__}: non-finite gradient in {_leaf_list(leaves)} at update "
                 f"{self.updates + 1}; nothing was applied", "gradient", leaves, self.updates)
         return g
 
@@ -744,6 +745,17 @@ class Optimizer:
         """
         from .checkpoint import load_npz
         self.load_state_dict(load_npz(path))
+
+
+def _leaf_list(names):
+    """``leaves ['w', 'b']`` for messages (the root array of a bare-array tree is unnamed)."""
+    return "leaves " + ", ".join(repr(n) for n in names) if any(names) else "the params array"
+
+
+def _finite(flat):
+    """Whether every element is finite: one sum (NaN and inf propagate), and an
+    exact look only in the rare case that the sum of finite values overflows."""
+    return math.isfinite(flat.sum()) or bool(np.isfinite(flat).all())
 
 
 def _check_loss_value(call, value):

@@ -191,9 +191,9 @@ class Layout:
             A leaf is not a real number.
         """
         try:
-            values = self._get(tree)  # fast path: generated code, no per-leaf checks
+            values = self._get(tree)  # fast path: generated code, no per-leaf walk
             if [v.shape for v in values] == self.shapes:
-                np.concatenate(values, axis=None, out=out, casting="same_kind")
+                np.concatenate([v.ravel() for v in values], out=out, casting="same_kind")
                 return out
         except Exception:
             pass
