@@ -20,7 +20,7 @@ import math
 import numpy as np
 
 from . import hyper as H
-from .base import Optimizer
+from .base import Optimizer, ema, ema_square
 
 __all__ = ["Adam", "AMSGrad", "AdamW", "Adamax", "NAdam", "RAdam"]
 
@@ -35,8 +35,7 @@ class _Moments(Optimizer):
     """Shared hyperparameters and moment updates of the Adam family."""
 
     hyperparameters = {
-        "learning_rate": H.Hyper(1e-3, H.nonnegative, "step size (or a schedule)",
-                                 schedulable=True, aliases={"lr": H.identity_alias}),
+        "learning_rate": H.learning_rate(1e-3),
         "beta1": _beta(0.9, 1),
         "beta2": _beta(0.999, 2),
         "epsilon": H.Hyper(1e-8, H.nonnegative, "regularizer of the denominator (may be 0)",
@@ -46,20 +45,11 @@ class _Moments(Optimizer):
 
     def _first_moment(self, g):
         # m = b1 m + (1 - b1) g
-        b1, m, tmp = self.hyper["beta1"], self.state["m"], self._tmp
-        np.multiply(g, 1 - b1, out=tmp)
-        m *= b1
-        m += tmp
-        return m
+        return ema(self.state["m"], g, self.hyper["beta1"], self._tmp)
 
     def _second_moment(self, g):
         # v = b2 v + (1 - b2) g^2
-        b2, v, tmp = self.hyper["beta2"], self.state["v"], self._tmp
-        np.multiply(g, g, out=tmp)
-        tmp *= 1 - b2
-        v *= b2
-        v += tmp
-        return v
+        return ema_square(self.state["v"], g, self.hyper["beta2"], self._tmp)
 
     def _divide(self, m, v, u, scale, bc2):
         r"""``u = scale * m / (sqrt(v / bc2) + eps)``, or with ``epsilon_hat``
@@ -230,8 +220,7 @@ class Adamax(_Moments):
 
     name = "adamax"
     hyperparameters = {
-        "learning_rate": H.Hyper(2e-3, H.nonnegative, "step size (or a schedule)",
-                                 schedulable=True, aliases={"lr": H.identity_alias}),
+        "learning_rate": H.learning_rate(2e-3),
         "epsilon_in_max": H.Hyper(False, H.boolean, "torch's form: eps inside the max"),
     }
     state_names = ("m", "w")
@@ -289,8 +278,7 @@ class NAdam(_Moments):
 
     name = "nadam"
     hyperparameters = {
-        "learning_rate": H.Hyper(2e-3, H.nonnegative, "step size (or a schedule)",
-                                 schedulable=True, aliases={"lr": H.identity_alias}),
+        "learning_rate": H.learning_rate(2e-3),
         "momentum_decay": H.Hyper(4e-3, H.nonnegative, "psi of the momentum schedule"),
     }
     state_names = ("m", "v", "mu_product")

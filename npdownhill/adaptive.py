@@ -10,18 +10,13 @@ import numpy as np
 from autograd import make_hvp
 
 from . import hyper as H
-from .base import Optimizer
+from .base import Optimizer, ema, ema_square
 
 __all__ = ["RMSProp", "RProp", "ADAGRAD", "AdaGrad", "ADADELTA", "Adadelta", "ESGD"]
 
-_LR_ALIAS = {"lr": H.identity_alias}
+_lr = H.learning_rate
 _EPS_ALIAS = {"rms_regularizer": H.identity_alias}
 _RHO_ALIAS = H.decay_aliases("rms")
-
-
-def _lr(default):
-    return H.Hyper(default, H.nonnegative, "step size (or a schedule)", schedulable=True,
-                   aliases=_LR_ALIAS)
 
 
 def _rho(default, doc="decay of the moving average of g^2, in [0, 1)"):
@@ -101,16 +96,10 @@ class RMSProp(Optimizer):
         rho, eps = h["rho"], h["epsilon"]
         r, f = self.state["r"], self.state["f"]
         # r = rho r + (1 - rho) g^2
-        np.multiply(g, g, out=tmp)
-        tmp *= 1 - rho
-        r *= rho
-        r += tmp
-        second = r
+        second = ema_square(r, g, rho, tmp)
         if h["centered"]:
             # f = rho f + (1 - rho) g;  second moment -> variance r - f^2
-            np.multiply(g, 1 - rho, out=tmp)
-            f *= rho
-            f += tmp
+            ema(f, g, rho, tmp)
             np.multiply(f, f, out=tmp)
             np.subtract(r, tmp, out=u)
             np.maximum(u, 0, out=u)   # a variance: rounding must not make it negative
@@ -339,10 +328,7 @@ class ADADELTA(Optimizer):
         rho, eps = h["rho"], h["epsilon"]
         a, x = self.state["grad_sq"], self.state["delta_sq"]
         # a = rho a + (1 - rho) g^2
-        np.multiply(g, g, out=tmp)
-        tmp *= 1 - rho
-        a *= rho
-        a += tmp
+        ema_square(a, g, rho, tmp)
         # d = g sqrt(x + eps) / sqrt(a + eps)      (x of the previous step)
         np.add(x, eps, out=u)
         np.sqrt(u, out=u)
@@ -351,10 +337,7 @@ class ADADELTA(Optimizer):
         np.sqrt(tmp, out=tmp)
         u /= tmp
         # x = rho x + (1 - rho) d^2
-        np.multiply(u, u, out=tmp)
-        tmp *= 1 - rho
-        x *= rho
-        x += tmp
+        ema_square(x, u, rho, tmp)
         # u = lr d
         u *= lr
 
@@ -428,10 +411,7 @@ class ESGD(Optimizer):
         hvp, _ = make_hvp(self.loss)(self.params, *self._batch)
         self.layout.gather(hvp(self.layout.unflatten(tmp)), u, "ESGD: Hessian-vector product")
         # D = rho D + (1 - rho) (Hr)^2
-        np.multiply(u, u, out=tmp)
-        tmp *= 1 - rho
-        D *= rho
-        D += tmp
+        ema_square(D, u, rho, tmp)
         # u = lr g / (sqrt(D / (1 - rho^t)) + eps)
         np.divide(D, 1 - rho ** t, out=u)
         np.sqrt(u, out=u)

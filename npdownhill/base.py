@@ -74,10 +74,6 @@ def _frozen_check(call, name, value):
     return tuple(value)
 
 
-def _lr_alias(call, name, value):
-    return value
-
-
 class Optimizer:
     r"""Base class of every algorithm: state, gradient pipeline and driver entry points.
 
@@ -137,8 +133,7 @@ class Optimizer:
     name = None
     #: ``{name: Hyper}`` declared by this class (merged along the hierarchy).
     hyperparameters = {
-        "learning_rate": H.Hyper(1e-2, H.nonnegative, "step size (or a schedule)",
-                                 schedulable=True, aliases={"lr": _lr_alias}),
+        "learning_rate": H.learning_rate(1e-2),
         "momentum": H.Hyper(0.0, H.unit_interval, "momentum factor mu in [0, 1) (or a schedule)",
                             schedulable=True),
         "nesterov": H.Hyper(False, H.boolean, "use Nesterov's form of momentum"),
@@ -497,11 +492,7 @@ class Optimizer:
         g = self._gather_grads(grads, f"{type(self).__name__}.step: gradient")
         if self.monitor_gradients:
             monitors.update(self._gradient_norms(g))
-        self._batch = batch
-        self._busy = True
-        self._advance(g, self._step)
-        self._add_step()
-        self._busy = False
+        self._take_step(g, batch)
         monitors["learning_rate"] = self.last_learning_rate
         return monitors
 
@@ -547,9 +538,17 @@ class Optimizer:
         """
         self._needs_loss("apply")
         g = self._gather_grads(grads, f"{type(self).__name__}.apply(grads)")
+        self._take_step(g, batch)
+
+    def _take_step(self, g, batch):
+        """Run the pipeline on ``g`` and add the step to the params in place."""
         self._batch = batch
-        self._busy = True
-        self._advance(g, self._step)
+        self._busy = True          # a KeyboardInterrupt from here on would leave a half update
+        try:
+            self._advance(g, self._step)
+        except NonFiniteError:     # raised before the params were touched
+            self._busy = False
+            raise
         self._add_step()
         self._busy = False
 
@@ -745,6 +744,23 @@ class Optimizer:
         """
         from .checkpoint import load_npz
         self.load_state_dict(load_npz(path))
+
+
+def ema(average, x, decay, tmp):
+    """``average = decay * average + (1 - decay) * x``, in place (``tmp``: scratch)."""
+    np.multiply(x, 1 - decay, out=tmp)
+    average *= decay
+    average += tmp
+    return average
+
+
+def ema_square(average, x, decay, tmp):
+    """``average = decay * average + (1 - decay) * x**2``, in place (``tmp``: scratch)."""
+    np.multiply(x, x, out=tmp)
+    tmp *= 1 - decay
+    average *= decay
+    average += tmp
+    return average
 
 
 def _leaf_list(names):

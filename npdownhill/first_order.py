@@ -53,8 +53,7 @@ class SGD(Optimizer):
 
     name = "sgd"
     hyperparameters = {
-        "learning_rate": H.Hyper(1e-2, H.nonnegative, "step size (or a schedule)",
-                                 schedulable=True, aliases={"lr": H.identity_alias}),
+        "learning_rate": H.learning_rate(1e-2),
     }
 
     def _rule(self, g, u, t, lr):

@@ -21,7 +21,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["Hyper", "suggest", "number", "halflife_to_decay"]
+__all__ = ["Hyper", "suggest", "number", "halflife_to_decay", "learning_rate"]
 
 
 def _edit_distance(a, b):
@@ -183,6 +183,12 @@ def boolean(call, name, value):
 def same(call, name, value):
     """Accept the value unchanged (for options validated elsewhere)."""
     return value
+
+
+def learning_rate(default):
+    """The ``learning_rate`` declaration (alias ``lr``; a number >= 0 or a schedule)."""
+    return Hyper(default, nonnegative, "step size (or a schedule)", schedulable=True,
+                 aliases={"lr": identity_alias})
 
 
 def decay_aliases(prefix="rms"):
