@@ -116,16 +116,24 @@ def load_npz(path):
     where = f"load_state({path!r})"
     if not os.path.exists(path):
         raise FileNotFoundError(f"{where}: no such file")
+    unreadable = (f"{where}: cannot read the file: it is truncated or corrupt, not an .npz "
+                  "archive, or holds pickled objects, which are refused")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if not isinstance(archive, np.lib.npyio.NpzFile):
-                raise ValueError("not an .npz archive")
-            state = {key: archive[key] for key in archive.files}
-    except AttributeError:   # np.load returned a plain array (an .npy file): no context manager
-        raise ValueError(f"{where}: not an npdownhill state file (a plain .npy array)") from None
+        archive = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError, TypeError) as err:
-        raise ValueError(f"{where}: cannot read the file: it is truncated or corrupt, not an "
-                         f".npz archive, or holds pickled objects, which are refused ({err})") from None
+        raise ValueError(f"{unreadable} ({err})") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise ValueError(f"{where}: not an npdownhill state file (a plain .npy array)")
+    try:
+        with archive:
+            state = {key: archive[key] for key in archive.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError, TypeError,
+            MemoryError) as err:   # MemoryError: a damaged header claiming a huge shape
+        raise ValueError(f"{unreadable} ({err})") from None
+    for key, value in state.items():
+        if not isinstance(value, np.ndarray):   # a member without an .npy header comes as bytes
+            raise ValueError(f"{where}: not an npdownhill state file (member {key!r} is not "
+                             "an array)")
     fmt = state.get("format")
     if fmt is None or fmt.dtype.kind != "U" or str(fmt) != FORMAT:
         raise ValueError(f"{where}: not an npdownhill state file (no {FORMAT!r} marker)")
@@ -157,10 +165,17 @@ def _get(state, key, where):
     return np.asarray(state[key])
 
 
+_KINDS = {int: ("iu", "an integer"), float: ("iuf", "a real number"), bool: ("b", "a bool"),
+          str: ("U", "a string")}
+
+
 def _scalar(state, key, kind, where):
     value = _get(state, key, where)
     if value.ndim != 0:
         raise ValueError(f"{where}: {key!r} must be a scalar; got shape {value.shape}")
+    kinds, what = _KINDS[kind]
+    if value.dtype.kind not in kinds:
+        raise ValueError(f"{where}: {key!r} must be {what}; got dtype {value.dtype}")
     value = value.item()
     if kind is bool:
         return bool(value)
@@ -234,66 +249,33 @@ def load_optimizer_state(opt, state, where=None):
     ------
     ValueError
         Another algorithm, another tree (names, shapes, dtype), missing or
-        mis-shaped state buffers, or invalid hyperparameter values.
+        mis-shaped state buffers, invalid hyperparameter values, or any other
+        damage.
     """
     where = where or f"{type(opt).__name__}.load_state_dict"
     if not hasattr(state, "keys"):
         raise TypeError(f"{where}: state must be a dict; got {type(state).__name__}")
-    fmt = state.get("format")
-    if fmt is None or str(np.asarray(fmt)) != FORMAT:
-        raise ValueError(f"{where}: not an npdownhill optimizer state (no {FORMAT!r} marker)")
-    version = _scalar(state, "version", int, where)
-    if version != VERSION:
-        raise ValueError(f"{where}: state version {version} is not supported (expected {VERSION})")
-    algorithm = _scalar(state, "algorithm", str, where)
-    mine = opt.name or type(opt).__name__
-    if algorithm != mine:
-        raise ValueError(f"{where}: the state is from algorithm {algorithm!r}; "
-                         f"this optimizer is {mine!r}")
+    try:
+        checked = _check_state(opt, state, where)
+    except (TypeError, IndexError, KeyError, AttributeError, OverflowError) as err:
+        # a damaged or hand-made dict broke a check: refuse it like any other misfit
+        raise ValueError(f"{where}: the state is damaged ({type(err).__name__}: {err})") from None
+    hyper, schedule_states, buffers, rng_state, params, best, best_loss, updates, run, history \
+        = checked
+    # everything checked; only the schedules and the hyperparameters' cross-checks can
+    # still refuse, so they go first and are undone if either does
     layout = opt.layout
-    names = _get(state, "tree.names", where).tolist()
-    ndims = _get(state, "tree.ndims", where).tolist()
-    dims = _get(state, "tree.dims", where).tolist()
-    shapes, i = [], 0
-    for nd in ndims:
-        shapes.append(tuple(dims[i:i + nd]))
-        i += nd
-    layout.check_compatible(names, shapes, _scalar(state, "tree.dtype", str, where), where)
-
-    def flat(key):
-        value = _get(state, key, where)
-        if value.shape != (layout.size,):
-            raise ValueError(f"{where}: {key!r} has shape {value.shape}; expected ({layout.size},)")
-        return value
-
-    params = flat("params")
-    best = flat("best") if "best" in state else None
-    buffers = {}
-    for name in _get(state, "state.names", where).tolist():
-        value = _get(state, f"state.{name}", where)
-        current = opt.state.get(name)
-        expected = current.shape if current is not None else (layout.size,)
-        if name not in opt.state and name != "velocity":
-            raise ValueError(f"{where}: state buffer {name!r} does not belong to {type(opt).__name__} "
-                             f"(its buffers are {sorted(opt.state)})")
-        if value.shape != expected:
-            raise ValueError(f"{where}: state buffer {name!r} has shape {value.shape}; "
-                             f"expected {expected}")
-        buffers[name] = value
-    missing = [n for n in opt.state if n not in buffers]
-    if missing:
-        raise ValueError(f"{where}: the state lacks buffers {missing}")
-    hyper, schedule_states = _decode_hyper(opt, state, where)
-    rng_state = rngstate.decode("rng", opt._rng, state, where)
-    run = _decode_run(state, where)
-    history = _decode_history(state, where)
-    updates = _scalar(state, "updates", int, where)
-    best_loss = _scalar(state, "best_loss", float, where)
-    # everything checked: commit
-    call = where
-    opt._commit_hyper(call, hyper)
-    for name, value in schedule_states.items():
-        opt.hyper[name].load_state_dict(value)
+    old_schedules = {name: opt.hyper[name].state_dict() for name in schedule_states}
+    try:
+        for name, value in schedule_states.items():
+            opt.hyper[name].load_state_dict(value)
+        opt._commit_hyper(where, hyper)
+    except (TypeError, ValueError) as err:
+        for name, value in old_schedules.items():
+            opt.hyper[name].load_state_dict(value)
+        raise ValueError(f"{where}: the saved hyperparameters were refused: {err}") from None
+    if "velocity" not in buffers:         # saved without momentum
+        opt.state.pop("velocity", None)
     for name, value in buffers.items():
         if name not in opt.state:
             opt.state[name] = layout.zeros()
@@ -309,6 +291,78 @@ def load_optimizer_state(opt, state, where=None):
     if run is not None:
         opt.run = run
     opt.history = history
+
+
+def _check_state(opt, state, where):
+    """Decode and check everything :func:`load_optimizer_state` restores, changing nothing."""
+    fmt = state.get("format")
+    if fmt is None or str(np.asarray(fmt)) != FORMAT:
+        raise ValueError(f"{where}: not an npdownhill optimizer state (no {FORMAT!r} marker)")
+    version = _scalar(state, "version", int, where)
+    if version != VERSION:
+        raise ValueError(f"{where}: state version {version} is not supported (expected {VERSION})")
+    algorithm = _scalar(state, "algorithm", str, where)
+    mine = opt.name or type(opt).__name__
+    if algorithm != mine:
+        raise ValueError(f"{where}: the state is from algorithm {algorithm!r}; "
+                         f"this optimizer is {mine!r}")
+    layout = opt.layout
+    names = _vector(state, "tree.names", "U", where).tolist()
+    ndims = _vector(state, "tree.ndims", "iu", where).tolist()
+    dims = _vector(state, "tree.dims", "iu", where).tolist()
+    if len(ndims) != len(names) or sum(ndims) != len(dims) or min(ndims + dims, default=0) < 0:
+        raise ValueError(f"{where}: tree.names, tree.ndims and tree.dims do not fit together")
+    shapes, i = [], 0
+    for nd in ndims:
+        shapes.append(tuple(dims[i:i + nd]))
+        i += nd
+    layout.check_compatible(names, shapes, _scalar(state, "tree.dtype", str, where), where)
+
+    def floats(key, shape=(layout.size,)):
+        value = _get(state, key, where)
+        if value.shape != shape or value.dtype.kind != "f":
+            raise ValueError(f"{where}: {key!r} has shape {value.shape} and dtype {value.dtype}; "
+                             f"expected floats of shape {shape}")
+        return value
+
+    params = floats("params")
+    best = floats("best") if "best" in state else None
+    buffers = {}
+    for name in _vector(state, "state.names", "U", where).tolist():
+        if name not in opt.state and name != "velocity":
+            raise ValueError(f"{where}: state buffer {name!r} does not belong to {type(opt).__name__} "
+                             f"(its buffers are {sorted(opt.state)})")
+        shape = opt.state[name].shape if name in opt.state else (layout.size,)
+        buffers[name] = floats(f"state.{name}", shape)
+    missing = [n for n in opt.state if n not in buffers and n != "velocity"]
+    if missing:
+        raise ValueError(f"{where}: the state lacks buffers {missing}")
+    hyper, schedule_states = _decode_hyper(opt, state, where)
+    mu = hyper.get("momentum", opt.hyper["momentum"])
+    if (callable(mu) or mu > 0) and "velocity" not in buffers:
+        raise ValueError(f"{where}: the state has momentum {mu!r} but no velocity buffer")
+    rng_state = rngstate.decode("rng", opt._rng, state, where)
+    try:   # try the generator state on a spare generator of the same kind
+        type(opt._rng.bit_generator)().state = rng_state
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{where}: the random generator state was refused: {err}") from None
+    run = _decode_run(state, where)
+    history = _decode_history(state, where)
+    updates = _scalar(state, "updates", int, where)
+    best_loss = _scalar(state, "best_loss", float, where)
+    if updates < 0 or math.isnan(best_loss):
+        raise ValueError(f"{where}: updates must be >= 0 and best_loss a number; "
+                         f"got {updates} and {best_loss}")
+    return (hyper, schedule_states, buffers, rng_state, params, best, best_loss, updates, run,
+            history)
+
+
+def _vector(state, key, kinds, where):
+    value = _get(state, key, where)
+    if value.ndim != 1 or (value.size and value.dtype.kind not in kinds):
+        raise ValueError(f"{where}: {key!r} must be a 1-d array; got shape {value.shape} "
+                         f"and dtype {value.dtype}")
+    return value
 
 
 def _decode_hyper(opt, state, where):
@@ -327,7 +381,7 @@ def _decode_hyper(opt, state, where):
         elif kind == "dict":
             value = _decode_dict(key, state, where)
         elif kind == "names":
-            value = tuple(str(n) for n in _get(state, key, where).tolist())
+            value = tuple(_vector(state, key, "U", where).tolist())
         elif kind == "callable":
             if not callable(current):
                 raise ValueError(f"{where}: the state was saved with {name} = "
@@ -357,6 +411,10 @@ def _decode_run(state, where):
         return None
     run = {name: _scalar(state, f"run.{name}", kind, where)
            for name, kind in _RUN_SCALARS.items() if f"run.{name}" in state}
+    negative = [name for name, kind in _RUN_SCALARS.items()
+                if kind in (int, float) and run.get(name, 0) < 0]
+    if negative:
+        raise ValueError(f"{where}: run counters {negative} must be >= 0")
     lr = _scalar(state, "run.learning_rate", float, where)
     run["learning_rate"] = None if math.isnan(lr) else lr
     run["partial_sums"] = _decode_dict("run.partial_sums", state, where)
@@ -370,7 +428,13 @@ def _decode_history(state, where):
         return []
     keys = [str(k) for k in _get(state, "history.keys", where).tolist()]
     arrays = {k: _get(state, f"history.{k}", where) for k in keys}
+    if "epoch" not in arrays or "validated" not in arrays:
+        raise ValueError(f"{where}: the history lacks its 'epoch' or 'validated' column")
     n = len(arrays["epoch"])
+    for k, v in arrays.items():
+        if v.shape != (n,) or v.dtype.kind not in ("b" if k == "validated" else "iuf"):
+            raise ValueError(f"{where}: history column {k!r} has shape {v.shape} and dtype "
+                             f"{v.dtype}; expected {n} real numbers")
     records = []
     for i in range(n):
         validated = bool(arrays["validated"][i])

@@ -49,6 +49,10 @@ logger = logging.getLogger("npdownhill")
 def _positive_int_or_none(call, name, value):
     if value is None:
         return None
+    return _positive_int(call, name, value)
+
+
+def _positive_int(call, name, value):
     return H.number(call, name, value, low=1, integer=True)
 
 
@@ -91,12 +95,12 @@ DRIVER_OPTIONS = {
     "valid_batches": (None, _positive_int_or_none, "batches per validation (None: one pass)"),
     "max_updates": (None, _nonneg_int_or_none, "total gradient updates in the run"),
     "max_epochs": (None, _nonneg_int_or_none, "total epochs in the run"),
-    "validate_every": (10, _positive_int_or_none, "validate every this many epochs"),
+    "validate_every": (10, _positive_int, "validate every this many epochs"),
     "patience": (5, _nonneg_int_or_none, "failed validations in a row that end the run"),
     "min_improvement": (0.0, H.nonnegative, "relative improvement a validation needs"),
     "callback": (None, _callback_check, "callback(info) after every epoch"),
     "checkpoint": (None, _path_check, "file to save the run to and resume it from"),
-    "checkpoint_every": (1, _positive_int_or_none, "save the checkpoint every this many epochs"),
+    "checkpoint_every": (1, _positive_int, "save the checkpoint every this many epochs"),
     "on_nonfinite": ("raise", _nonfinite_check, "'raise', 'skip' or 'stop' on a non-finite loss or gradient"),
 }
 
@@ -284,6 +288,7 @@ def _train_epoch(opt, train_set, n_batches, max_updates, opts, interrupt):
     for _ in range(remaining):
         if max_updates is not None and run["updates"] >= max_updates:
             break
+        run["busy"] = True        # until this batch is counted: see new_run()
         batch = () if source is None else next(source)
         try:
             monitors = opt.step(*batch)
@@ -294,6 +299,7 @@ def _train_epoch(opt, train_set, n_batches, max_updates, opts, interrupt):
             logger.warning("%s epoch %d: skipped: %s", type(opt).__name__, run["epoch"] + 1, err)
             run["partial_batches"] += 1
             run["partial_skipped"] += 1
+            run["busy"] = False
             interrupt.check()
             continue
         w = _batch_weight(train_set, batch)
@@ -305,6 +311,7 @@ def _train_epoch(opt, train_set, n_batches, max_updates, opts, interrupt):
         run["learning_rate"] = monitors["learning_rate"]
         run["partial_batches"] += 1
         run["updates"] += 1
+        run["busy"] = False
         interrupt.check()
     return run["partial_batches"] >= n_batches
 
@@ -326,9 +333,15 @@ def _reset_epoch(run):
 
 
 def new_run():
-    """The counters of a fresh run (stored in ``Optimizer.run`` and in checkpoints)."""
+    """The counters of a fresh run (stored in ``Optimizer.run`` and in checkpoints).
+
+    ``busy`` (never saved) is True while a batch or a validation is under way:
+    the dataset may then be ahead of the counters, or an epoch counted but not
+    yet validated, so a ``KeyboardInterrupt`` raised at such a moment (a second
+    Ctrl-C, or one from code) saves nothing and the last checkpoint stands.
+    """
     run = {"epoch": 0, "updates": 0, "bad": 0, "elapsed": 0.0, "stop": "",
-           "validated_start": False, "learning_rate": None, "last_valid": {}}
+           "validated_start": False, "learning_rate": None, "last_valid": {}, "busy": False}
     _reset_epoch(run)
     return run
 
@@ -382,9 +395,14 @@ def iterate(opt, train=None, valid=None, max_updates=None, **kwargs):
     options = {name: spec[0] for name, spec in DRIVER_OPTIONS.items()}
     options.update(opt.driver_defaults)
     options.update(check_driver_options(call, driver))
-    opt._commit_hyper(call, hyper)
     if opt.loss is None:
         raise TypeError(f"{call}: this optimizer was built with loss=None; the driver needs a loss")
+    path = options["checkpoint"]
+    if path is not None and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        # refused now rather than at the first save, possibly hours into the run
+        raise ValueError(f"{call}(checkpoint={path!r}): the folder "
+                         f"{os.path.dirname(os.path.abspath(path))!r} does not exist")
+    opt._commit_hyper(call, hyper)
     return _iterate(opt, train, valid, options)
 
 
@@ -420,11 +438,14 @@ def _iterate(opt, train, valid, opts):
     name = type(opt).__name__
     ended = False           # True once the run has been wrapped up
     fresh = False           # True when the current params were just validated
+    final = False           # True once the run's final state is saved
 
-    def save():
+    def save(last=False):
+        nonlocal final
         if path is not None:
             run["elapsed"] = time.perf_counter() - started
             ckpt.save_run(opt, path, train_set, valid_set)
+        final = final or last
 
     def wrap_up():
         """Validate the current params unless just done, then put the best ones back."""
@@ -437,13 +458,15 @@ def _iterate(opt, train, valid, opts):
     try:
         if not run["validated_start"]:
             with interrupt:
+                run["busy"] = True
                 _validate(opt, valid_set, 0, opts, regular=True)
-            run["validated_start"] = fresh = True
+                run["validated_start"] = fresh = True
+                run["busy"] = False
         while True:
             stop = _stop_reason(run, opts)
             if stop:                      # e.g. a resumed run that had already finished
                 run["stop"] = stop
-                save()
+                save(last=True)
                 break
             fresh = False
             with interrupt:
@@ -455,21 +478,23 @@ def _iterate(opt, train, valid, opts):
                 # stopped mid-epoch (max_updates or on_nonfinite='stop'): save before
                 # counting the epoch, so that a resumed run finishes this same epoch
                 run["stop"] = run["stop"] or "max_updates"
-                save()
-            run["epoch"] += 1
-            epoch = run["epoch"]
-            logger.info("%s %d %s", name, epoch, _format(train_monitors))
+                save(last=True)
             improved = False
-            if complete:
-                _reset_epoch(run)
-                if epoch % opts["validate_every"] == 0:
-                    with interrupt:
+            with interrupt:
+                run["busy"] = True        # until the epoch is counted, validated if due, recorded
+                run["epoch"] += 1
+                epoch = run["epoch"]
+                logger.info("%s %d %s", name, epoch, _format(train_monitors))
+                if complete:
+                    _reset_epoch(run)
+                    if epoch % opts["validate_every"] == 0:
                         _, improved = _validate(opt, valid_set, epoch, opts, regular=True)
-                    fresh = True
-            record = {"epoch": epoch, "updates": opt.updates,
-                      "time": time.perf_counter() - started, "train": train_monitors,
-                      "valid": run["last_valid"] if fresh else None, "validated": fresh}
-            opt.history.append(record)
+                        fresh = True
+                record = {"epoch": epoch, "updates": opt.updates,
+                          "time": time.perf_counter() - started, "train": train_monitors,
+                          "valid": run["last_valid"] if fresh else None, "validated": fresh}
+                opt.history.append(record)
+                run["busy"] = False
             stop = run["stop"] if not complete else _stop_reason(run, opts)
             if opts["callback"] is not None:
                 try:
@@ -480,8 +505,8 @@ def _iterate(opt, train, valid, opts):
             if stop:
                 run["stop"] = stop
                 if complete:
-                    save()
-                if not fresh:             # the end-of-run validation (not saved: see save())
+                    save(last=True)
+                if not fresh:             # the end-of-run validation (not saved)
                     _validate(opt, valid_set, epoch, opts, regular=False)
                     fresh = True
                     record.update(valid=run["last_valid"], validated=True)
@@ -498,13 +523,13 @@ def _iterate(opt, train, valid, opts):
             _restore_best(opt)
             return
         logger.info("%s: interrupted at epoch %d", name, run["epoch"])
-        if not opt._busy:             # never save a half-applied update
-            save()
+        if not (run["busy"] or final):    # never save a half-done batch or validation,
+            save()                        # nor over the run's final state
         wrap_up()
     except NonFiniteError as err:
         if opts["on_nonfinite"] == "stop":
             run["stop"] = "nonfinite"
-            save()
+            save(last=True)
             logger.info("%s: stopped on a non-finite value: %s", name, err)
             wrap_up()
             return
