@@ -21,6 +21,8 @@ hyperparameters and state and implement :meth:`Optimizer._rule`.
 """
 
 import math
+import operator
+from collections import deque
 
 import numpy as np
 from autograd import make_vjp
@@ -196,7 +198,7 @@ class Optimizer:
         self._mult = None
         self._mask = None
         self._batch = ()
-        self._busy = False         # True while an update is half-applied
+        self._backup = None        # copies of the state, to undo a failed update
         self.last_learning_rate = None
         self.state = None          # created once the hyperparameters are known
         self.set_hyperparameters(_call=call, **kwargs)
@@ -348,6 +350,7 @@ class Optimizer:
         h, tmp = self.hyper, self._tmp
         t = int(self._updates)
         lr = self._scheduled("learning_rate", t)
+        mu = self._scheduled("momentum", t)
         # noise: g += N(0, sigma^2) with sigma = scale / (1 + t)^(decay / 2)
         if h["gradient_noise_scale"]:
             sigma = h["gradient_noise_scale"] / (1.0 + t) ** (h["gradient_noise_decay"] / 2)
@@ -358,11 +361,29 @@ class Optimizer:
         if self._mult is not None:
             g *= self._mult
         self._clip(g)
-        # the algorithm's rule: u, the amount it would subtract
-        self._rule(g, step, t + 1, lr)
-        u = step
+        backup = self._save_state()
+        try:
+            self._rule(g, step, t + 1, lr)       # u: the amount the rule would subtract
+            self._momentum_and_decay(step, mu, lr)
+            if not _finite(step):
+                leaves = self._nonfinite_leaves(step)
+                raise NonFiniteError(
+                    f"{type(self).__name__}: update {t + 1} produced a non-finite step in "
+                    f"{_leaf_list(leaves)} although the gradient was finite; nothing was "
+                    "applied", "step", leaves, t)
+        except BaseException:
+            # undo: the state is as it was before this update (the random generator
+            # is not rewound: noise and ESGD's probes already drawn stay drawn)
+            deque(map(np.copyto, backup[0], backup[1]), maxlen=0)
+            raise
+        self._updates += 1
+        self.last_learning_rate = lr
+        return step
+
+    def _momentum_and_decay(self, step, mu, lr):
+        """Turn ``u`` (in ``step``) into the step to add: momentum, weight decay, frozen mask."""
+        h, tmp, u = self.hyper, self._tmp, step
         # momentum: v = mu v - u; classical p += v, Nesterov p += mu v - u
-        mu = self._scheduled("momentum", t)
         if "velocity" in self.state and (mu or callable(h["momentum"])):
             v = self.state["velocity"]
             v *= mu
@@ -381,15 +402,16 @@ class Optimizer:
             step -= tmp
         if self._mask is not None:
             step *= self._mask
-        if not _finite(step):
-            leaves = self._nonfinite_leaves(step)
-            raise NonFiniteError(
-                f"{type(self).__name__}: update {t + 1} produced a non-finite step in "
-                f"{_leaf_list(leaves)} although the gradient was finite; nothing was applied",
-                "step", leaves, t)
-        self._updates += 1
-        self.last_learning_rate = lr
-        return step
+
+    def _save_state(self):
+        """Copy every state buffer into backups allocated once; return (state, backups)."""
+        backup = self._backup
+        if (backup is None or len(backup[0]) != len(self.state)
+                or not all(map(operator.is_, backup[0], self.state.values()))):
+            buffers = list(self.state.values())      # the state dict changed: new backups
+            backup = self._backup = (buffers, [np.empty_like(b) for b in buffers])
+        deque(map(np.copyto, backup[1], backup[0]), maxlen=0)
+        return backup
 
     def _normal(self, out):
         """Fill ``out`` with standard normal draws from the optimizer's generator.
@@ -543,14 +565,8 @@ class Optimizer:
     def _take_step(self, g, batch):
         """Run the pipeline on ``g`` and add the step to the params in place."""
         self._batch = batch
-        self._busy = True          # a KeyboardInterrupt from here on would leave a half update
-        try:
-            self._advance(g, self._step)
-        except NonFiniteError:     # raised before the params were touched
-            self._busy = False
-            raise
+        self._advance(g, self._step)
         self._add_step()
-        self._busy = False
 
     def get_updates(self, grads, *batch):
         """The Theano/Lasagne update list for one step, mutating no array.

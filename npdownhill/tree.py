@@ -20,10 +20,13 @@ touches the parameters with a single NumPy operation.
 """
 
 from collections import deque
+from operator import attrgetter
 
 import numpy as np
 
 __all__ = ["Layout", "leaves", "pack"]
+
+_dtype = attrgetter("dtype")
 
 _CONTAINERS = (dict, list, tuple)
 
@@ -192,7 +195,8 @@ class Layout:
         """
         try:
             values = self._get(tree)  # fast path: generated code, no per-leaf walk
-            if [v.shape for v in values] == self.shapes:
+            if ([v.shape for v in values] == self.shapes
+                    and all(d.kind in "fiu" for d in set(map(_dtype, values)))):
                 np.concatenate([v.ravel() for v in values], out=out, casting="same_kind")
                 return out
         except Exception:
