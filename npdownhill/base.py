@@ -187,7 +187,8 @@ class Optimizer:
         self.best_loss = math.inf
         self.run = {}
         n = self.layout
-        self._g = n.empty()        # the processed gradient
+        self._g = n.zeros()        # the processed gradient
+        self._g_views = n.views(self._g)
         self._step = n.empty()     # what gets added to the params
         self._tmp = n.empty()      # scratch
         self._p = n.packed if n.packed is not None else n.empty()   # params, flat
@@ -458,7 +459,7 @@ class Optimizer:
     # -- gradients --------------------------------------------------------
     def _gather_grads(self, grads, where):
         """Copy a gradient tree into the flat gradient buffer, refusing non-finite values."""
-        g = self.layout.gather(grads, self._g, where)
+        g = self.layout.gather(grads, self._g, where, self._g_views)
         if not _finite(g):
             leaves = self._nonfinite_leaves(g)
             raise NonFiniteError(
@@ -567,6 +568,35 @@ class Optimizer:
         self._batch = batch
         self._advance(g, self._step)
         self._add_step()
+
+    def gradient_buffer(self):
+        """A tree of views into the optimizer's own flat gradient buffer.
+
+        For loops that compute their own gradients: write them into these
+        arrays in place (``buf["w"][...] = ...``) and pass the same tree to
+        :meth:`apply`, :meth:`update` or :meth:`get_updates`; the gradients
+        are then used where they are, with no copy (torch's ``.grad`` works
+        the same way). The buffer is overwritten by every update: the
+        pipeline adds noise, multiplies and clips in place, and :meth:`step`
+        gathers autograd's gradients into it.
+
+        Returns
+        -------
+        tree
+            Shaped like the params, leaves of the layout's dtype.
+
+        Examples
+        --------
+        >>> import numpy as np, npdownhill as dh
+        >>> params = dh.pack({"w": np.ones(3), "b": np.zeros(())})
+        >>> opt = dh.SGD(None, params, learning_rate=0.5)
+        >>> grads = opt.gradient_buffer()
+        >>> grads["w"][...] = 2 * params["w"]; grads["b"][...] = 1.0
+        >>> opt.apply(grads)
+        >>> params["w"]
+        array([0., 0., 0.])
+        """
+        return self.layout.tree_of(self._g_views)
 
     def get_updates(self, grads, *batch):
         """The Theano/Lasagne update list for one step, mutating no array.

@@ -19,14 +19,14 @@ as above (see :func:`pack`), that buffer is used directly and an update
 touches the parameters with a single NumPy operation.
 """
 
+import operator
 from collections import deque
-from operator import attrgetter
 
 import numpy as np
 
 __all__ = ["Layout", "leaves", "pack"]
 
-_dtype = attrgetter("dtype")
+_dtype = operator.attrgetter("dtype")
 
 _CONTAINERS = (dict, list, tuple)
 
@@ -173,7 +173,7 @@ class Layout:
         """A tree shaped like the params holding the given per-leaf values."""
         return _rebuild(self.structure, iter(values))
 
-    def gather(self, tree, out, where="grads"):
+    def gather(self, tree, out, where="grads", out_views=None):
         """Copy a tree shaped like the params into the flat buffer ``out``.
 
         Parameters
@@ -185,6 +185,9 @@ class Layout:
             Flat buffer of this layout (written in place and returned).
         where : str
             Name of the tree in error messages.
+        out_views : list of ndarray, optional
+            ``self.views(out)``: when the tree's leaves are exactly these
+            views, the values are already in ``out`` and nothing is copied.
 
         Raises
         ------
@@ -195,6 +198,8 @@ class Layout:
         """
         try:
             values = self._get(tree)  # fast path: generated code, no per-leaf walk
+            if out_views is not None and all(map(operator.is_, values, out_views)):
+                return out            # written in place into out's own views
             if ([v.shape for v in values] == self.shapes
                     and all(d.kind in "fiu" for d in set(map(_dtype, values)))):
                 np.concatenate([v.ravel() for v in values], out=out, casting="same_kind")

@@ -264,3 +264,24 @@ def test_evaluate_weights_batches_by_their_size():
 
 def test_repr_shows_changed_hyperparameters():
     assert repr(dh.Adam(loss, params(), beta1=0.8)) == "Adam(beta1=0.8)"
+
+
+def test_gradients_written_into_the_gradient_buffer_are_used_in_place(monkeypatch):
+    p, q = dh.pack(params()), dh.pack(params())
+    a, b = dh.Adam(None, p, learning_rate=0.1), dh.Adam(None, q, learning_rate=0.1)
+    buf = a.gradient_buffer()
+    assert all(np.shares_memory(leaf, a._g) for leaf in (buf["w"], buf["b"]))
+    copies = []
+    real = np.concatenate
+    monkeypatch.setattr(np, "concatenate", lambda *args, **kw: copies.append(1) or real(*args, **kw))
+    for k in range(3):
+        g = {"w": np.array([1.0, -2.0, 0.5]) * (k + 1), "b": np.array(0.3)}
+        buf["w"][...] = g["w"]
+        buf["b"][...] = g["b"]
+        a.apply(buf)
+        monkeypatch.setattr(np, "concatenate", real)
+        b.apply(g)
+        monkeypatch.setattr(np, "concatenate", lambda *args, **kw: copies.append(1) or real(*args, **kw))
+    assert copies == []                      # the buffer was used where it is
+    np.testing.assert_array_equal(p["w"], q["w"])
+    np.testing.assert_array_equal(p["b"], q["b"])

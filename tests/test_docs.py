@@ -99,3 +99,13 @@ def test_algorithm_docstrings_give_equations_defaults_and_references(name):
     doc = inspect.getdoc(cls)
     assert ".. math::" in doc and "References" in doc and "Parameters" in doc
     assert "learning_rate" in doc
+
+
+@pytest.mark.parametrize("module", ["tree", "base", "driver", "dataset", "schedules", "hyper",
+                                    "adaptive", "adam", "first_order", "checkpoint"])
+def test_docstring_examples_run(module):
+    import doctest
+    import importlib
+    mod = importlib.import_module(f"npdownhill.{module}")
+    result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0
