@@ -436,11 +436,13 @@ class Optimizer:
             np.clip(g, -c, c, out=g)
         c = h["max_gradient_norm"]
         if c:
-            np.multiply(g, g, out=self._tmp)
-            norms = np.sqrt(self.layout.leaf_sums(self._tmp))
+            with np.errstate(over="ignore"):      # overflowing squares are handled below
+                np.multiply(g, g, out=self._tmp)
+                norms = np.sqrt(self.layout.leaf_sums(self._tmp))
             off = self.layout.offsets
             for i in np.flatnonzero(norms > c):
-                g[off[i]:off[i + 1]] *= c / norms[i]
+                leaf = g[off[i]:off[i + 1]]
+                leaf *= c / (norms[i] if math.isfinite(norms[i]) else _norm(leaf))
         clip = h["clip_gradients"]
         if clip is None:
             return
@@ -448,7 +450,7 @@ class Optimizer:
             result = clip(self.layout.unflatten(g.copy()))
             self.layout.gather(result, g, f"{type(self).__name__}(clip_gradients=...) result")
             return
-        norm = math.sqrt(float(np.dot(g, g)))
+        norm = _norm(g)
         if norm > clip:
             g *= clip / norm
 
@@ -618,22 +620,20 @@ class Optimizer:
         """
         self._needs_loss("get_updates")
         g = self._gather_grads(grads, f"{type(self).__name__}.get_updates(grads)")
-        saved = {name: buf.copy() for name, buf in self.state.items()}
         counter, last_lr = self._updates.copy(), self.last_learning_rate
         self._batch = batch
         step = self.layout.empty()
+        self._advance(g, step)          # backs the state up first (and restores it on failure)
         try:
-            self._advance(g, step)
             new_state = {name: buf.copy() for name, buf in self.state.items()}
             new_counter = self._updates.copy()
-        finally:
-            for name, buf in saved.items():
-                np.copyto(self.state[name], buf)
+        finally:                        # put the state back as it was before the update
+            deque(map(np.copyto, *self._backup), maxlen=0)
             np.copyto(self._updates, counter)
             self.last_learning_rate = last_lr
         pairs = [(leaf, leaf + view.astype(leaf.dtype, copy=False))
                  for leaf, view in zip(self.layout.arrays, self.layout.views(step))]
-        pairs += [(self.state[name], new_state[name]) for name in saved]
+        pairs += [(self.state[name], new_state[name]) for name in new_state]
         pairs.append((self._updates, new_counter))
         return pairs
 
@@ -807,6 +807,16 @@ def ema_square(average, x, decay, tmp):
     average *= decay
     average += tmp
     return average
+
+
+def _norm(x):
+    """L2 norm of a flat vector, without overflow for elements beyond 1e154."""
+    with np.errstate(over="ignore"):
+        norm = math.sqrt(float(np.dot(x, x)))
+    if math.isinf(norm):       # the squares overflowed: scale by the largest element first
+        largest = float(np.max(np.abs(x)))
+        norm = largest * math.sqrt(float(np.dot(x / largest, x / largest)))
+    return norm
 
 
 def _leaf_list(names):

@@ -254,3 +254,13 @@ def test_training_monitors_carry_grad_norm_and_the_last_learning_rate():
     assert list(train) == ["loss", "grad(w)", "grad_norm", "learning_rate"]
     assert train["learning_rate"] == 0.1          # step 1 (second update): boundary 1 -> values[0]
     assert train["grad_norm"] == pytest.approx(train["grad(w)"])
+
+
+def test_clipping_rescales_gradients_whose_squares_overflow():
+    g = {"a": np.array([3e200, 4e200, 0.0]), "b": np.zeros((2, 2))}
+    p = {"a": np.zeros(3), "b": np.zeros((2, 2))}
+    dh.SGD(None, p, learning_rate=1.0, clip_gradients=5.0).apply(g)
+    np.testing.assert_allclose(p["a"], [-3.0, -4.0, 0.0], rtol=1e-14)
+    q = {"a": np.zeros(3), "b": np.zeros((2, 2))}
+    dh.SGD(None, q, learning_rate=1.0, max_gradient_norm=1.0).apply(g)
+    np.testing.assert_allclose(q["a"], [-0.6, -0.8, 0.0], rtol=1e-14)
