@@ -21,7 +21,8 @@ Three levels of use:
 from . import schedules
 from .adam import AMSGrad, Adam, Adamax, AdamW, NAdam, RAdam
 from .adaptive import ADADELTA, ADAGRAD, ESGD, Adadelta, AdaGrad, RMSProp, RProp
-from .base import Optimizer, algorithms, apply_updates, build
+from .base import Optimizer, apply_updates
+from .registry import algorithms, build
 from .dataset import Dataset
 from .driver import EpochInfo, minimize
 from .errors import NonFiniteError

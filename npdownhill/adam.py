@@ -20,7 +20,8 @@ import math
 import numpy as np
 
 from . import hyper as H
-from .base import Optimizer, ema, ema_square
+from .base import Optimizer
+from .pipeline import ema, ema_square
 
 __all__ = ["Adam", "AMSGrad", "AdamW", "Adamax", "NAdam", "RAdam"]
 

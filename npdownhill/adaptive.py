@@ -10,7 +10,8 @@ import numpy as np
 from autograd import make_hvp
 
 from . import hyper as H
-from .base import Optimizer, ema, ema_square
+from .base import Optimizer
+from .pipeline import ema, ema_square
 
 __all__ = ["RMSProp", "RProp", "ADAGRAD", "AdaGrad", "ADADELTA", "Adadelta", "ESGD"]
 

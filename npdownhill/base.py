@@ -29,51 +29,13 @@ from autograd import make_vjp
 from autograd.extend import vspace
 
 from . import hyper as H
+from . import pipeline as P
 from .errors import NonFiniteError
+from .monitors import check_loss_value, evaluate_monitors, parse_monitors
+from .registry import register
 from .tree import Layout
 
-__all__ = ["Optimizer", "build", "apply_updates", "algorithms"]
-
-_REGISTRY = {}
-
-
-def _rng_check(call, name, value):
-    if value is None or isinstance(value, np.random.Generator):
-        return value
-    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
-        if value < 0:
-            raise ValueError(f"{call}({name}={value!r}): {name} seed must be >= 0; got {value}")
-        return int(value)
-    raise TypeError(f"{call}({name}={value!r}): {name} must be None, an int seed or a "
-                    f"numpy.random.Generator; got {type(value).__name__}")
-
-
-def _clip_check(call, name, value):
-    if value is None or callable(value):
-        return value
-    value = H.number(call, name, value, low=0, low_open=True)
-    return value
-
-
-def _multipliers_check(call, name, value):
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise TypeError(f"{call}({name}=...): {name} must be a dict from leaf name to factor; "
-                        f"got {type(value).__name__}")
-    return {key: H.number(call, f"{name}[{key!r}]", factor) for key, factor in value.items()}
-
-
-def _frozen_check(call, name, value):
-    if value is None:
-        return ()
-    if isinstance(value, str) or not isinstance(value, (list, tuple, set, frozenset)):
-        raise TypeError(f"{call}({name}={value!r}): {name} must be a list of leaf names; "
-                        f"got {type(value).__name__}")
-    for item in value:
-        if not isinstance(item, str):
-            raise TypeError(f"{call}({name}=...): leaf names must be strings; got {item!r}")
-    return tuple(value)
+__all__ = ["Optimizer", "apply_updates"]
 
 
 class Optimizer:
@@ -141,13 +103,13 @@ class Optimizer:
         "nesterov": H.Hyper(False, H.boolean, "use Nesterov's form of momentum"),
         "max_gradient_elem": H.Hyper(0.0, H.nonnegative, "clip gradient elements to [-c, c]; 0 = off"),
         "max_gradient_norm": H.Hyper(0.0, H.nonnegative, "rescale each leaf's gradient to norm <= c; 0 = off"),
-        "clip_gradients": H.Hyper(None, _clip_check, "global-norm clip (a number) or a callable on the gradient tree"),
+        "clip_gradients": H.Hyper(None, H.clip_spec, "global-norm clip (a number) or a callable on the gradient tree"),
         "gradient_noise_scale": H.Hyper(0.0, H.nonnegative, "std of Gaussian gradient noise; 0 = off"),
         "gradient_noise_decay": H.Hyper(0.0, H.nonnegative, "noise std decays as (1 + t)^(-decay / 2)"),
-        "gradient_multipliers": H.Hyper(None, _multipliers_check, "{leaf name: factor} on the gradient"),
-        "frozen": H.Hyper((), _frozen_check, "leaf names that never move"),
+        "gradient_multipliers": H.Hyper(None, H.leaf_factors, "{leaf name: factor} on the gradient"),
+        "frozen": H.Hyper((), H.leaf_names, "leaf names that never move"),
         "weight_decay": H.Hyper(0.0, H.nonnegative, "decoupled weight decay factor"),
-        "rng": H.Hyper(None, _rng_check, "seed or Generator for noise and random algorithms"),
+        "rng": H.Hyper(None, H.rng_or_seed, "seed or Generator for noise and random algorithms"),
     }
     #: Names of this algorithm's flat state buffers (besides momentum's velocity).
     state_names = ()
@@ -163,7 +125,7 @@ class Optimizer:
         cls._aliases = {alias: (name, convert) for name, spec in merged.items()
                         for alias, convert in spec.aliases.items()}
         if cls.__dict__.get("name"):
-            _REGISTRY[cls.name.lower()] = cls
+            register(cls)
 
     # -- construction -----------------------------------------------------
     def __init__(self, loss, params, monitors=(), monitor_gradients=False, **kwargs):
@@ -179,7 +141,7 @@ class Optimizer:
         self.loss = loss
         self.params = params
         self.layout = Layout(params, f"{call}(params)")
-        self.monitors = _parse_monitors(monitors, call)
+        self.monitors = parse_monitors(monitors, call)
         self.monitor_gradients = bool(monitor_gradients)
         self.hyper = {name: spec.default for name, spec in self._hypers.items()}
         self.driver_defaults = {}
@@ -264,7 +226,8 @@ class Optimizer:
     def _commit_hyper(self, call, hyper):
         merged = dict(self.hyper, **hyper)
         self._check_hyper(call, merged)
-        mult, mask = self._build_multipliers(call, merged)
+        mult, mask = P.multipliers(self.layout, merged["gradient_multipliers"] or {},
+                                   merged["frozen"], call)
         if "rng" in hyper:
             self._rng = np.random.default_rng(hyper["rng"])
         self.hyper = merged
@@ -274,32 +237,6 @@ class Optimizer:
 
     def _check_hyper(self, call, hyper):
         """Cross-checks between hyperparameters; subclasses extend it."""
-
-    def _build_multipliers(self, call, hyper):
-        names = self.layout.names
-        multipliers, frozen = hyper["gradient_multipliers"] or {}, hyper["frozen"]
-        for key in list(multipliers) + list(frozen):
-            if key not in self.layout.index:
-                which = "gradient_multipliers" if key in multipliers else "frozen"
-                raise ValueError(f"{call}({which}=...): {key!r} is not a leaf name; "
-                                 f"the leaves are {names}{H.suggest(key, names)}")
-        if not multipliers and not frozen:
-            return None, None
-        off = self.layout.offsets
-        mult = self.layout.empty()
-        mult.fill(1)
-        for key, factor in multipliers.items():
-            i = self.layout.index[key]
-            mult[off[i]:off[i + 1]] = factor
-        mask = None
-        if frozen:
-            mask = self.layout.empty()
-            mask.fill(1)
-            for key in frozen:
-                i = self.layout.index[key]
-                mult[off[i]:off[i + 1]] = 0
-                mask[off[i]:off[i + 1]] = 0
-        return mult, mask
 
     def _ensure_velocity(self):
         mu = self.hyper["momentum"]
@@ -361,16 +298,27 @@ class Optimizer:
         # per-leaf multipliers; frozen leaves get 0
         if self._mult is not None:
             g *= self._mult
-        self._clip(g)
+        # clipping: elementwise, per leaf, then the whole tree
+        P.clip(g, self.layout, h["max_gradient_elem"], h["max_gradient_norm"],
+               h["clip_gradients"], tmp, f"{type(self).__name__}(clip_gradients=...) result")
         backup = self._save_state()
         try:
-            self._rule(g, step, t + 1, lr)       # u: the amount the rule would subtract
-            self._momentum_and_decay(step, mu, lr)
-            if not _finite(step):
+            # the algorithm's rule: u, the amount it would subtract (written into step)
+            self._rule(g, step, t + 1, lr)
+            # momentum: v = mu v - u; step = v (classical) or mu v - u (Nesterov)
+            moving = "velocity" in self.state and (mu or callable(h["momentum"]))
+            P.momentum(step, self.state["velocity"] if moving else None, mu, h["nesterov"], tmp)
+            # decoupled weight decay: step -= lr * wd * p
+            if h["weight_decay"]:
+                p = self._p if self.layout.packed is not None else self.layout.read(self._p)
+                P.weight_decay(step, p, lr * h["weight_decay"], tmp)
+            if self._mask is not None:
+                step *= self._mask           # frozen leaves never move
+            if not P.finite(step):
                 leaves = self._nonfinite_leaves(step)
                 raise NonFiniteError(
                     f"{type(self).__name__}: update {t + 1} produced a non-finite step in "
-                    f"{_leaf_list(leaves)} although the gradient was finite; nothing was "
+                    f"{P.leaf_list(leaves)} although the gradient was finite; nothing was "
                     "applied", "step", leaves, t)
         except BaseException:
             # undo: the state is as it was before this update (the random generator
@@ -380,29 +328,6 @@ class Optimizer:
         self._updates += 1
         self.last_learning_rate = lr
         return step
-
-    def _momentum_and_decay(self, step, mu, lr):
-        """Turn ``u`` (in ``step``) into the step to add: momentum, weight decay, frozen mask."""
-        h, tmp, u = self.hyper, self._tmp, step
-        # momentum: v = mu v - u; classical p += v, Nesterov p += mu v - u
-        if "velocity" in self.state and (mu or callable(h["momentum"])):
-            v = self.state["velocity"]
-            v *= mu
-            v -= u
-            if h["nesterov"]:
-                np.multiply(v, mu, out=tmp)
-                np.subtract(tmp, u, out=step)
-            else:
-                np.copyto(step, v)
-        else:
-            np.negative(u, out=step)
-        # decoupled weight decay: step -= lr * wd * p
-        if h["weight_decay"]:
-            p = self._p if self.layout.packed is not None else self.layout.read(self._p)
-            np.multiply(p, lr * h["weight_decay"], out=tmp)
-            step -= tmp
-        if self._mask is not None:
-            step *= self._mask
 
     def _save_state(self):
         """Copy every state buffer into backups allocated once; return (state, backups)."""
@@ -428,32 +353,6 @@ class Optimizer:
             self._rng.standard_normal(out=self._normal64)
             np.copyto(out, self._normal64, casting="same_kind")
 
-    def _clip(self, g):
-        """Elementwise, per-leaf and global clipping of the flat gradient, in place."""
-        h = self.hyper
-        c = h["max_gradient_elem"]
-        if c:
-            np.clip(g, -c, c, out=g)
-        c = h["max_gradient_norm"]
-        if c:
-            with np.errstate(over="ignore"):      # overflowing squares are handled below
-                np.multiply(g, g, out=self._tmp)
-                norms = np.sqrt(self.layout.leaf_sums(self._tmp))
-            off = self.layout.offsets
-            for i in np.flatnonzero(norms > c):
-                leaf = g[off[i]:off[i + 1]]
-                leaf *= c / (norms[i] if math.isfinite(norms[i]) else _norm(leaf))
-        clip = h["clip_gradients"]
-        if clip is None:
-            return
-        if callable(clip):
-            result = clip(self.layout.unflatten(g.copy()))
-            self.layout.gather(result, g, f"{type(self).__name__}(clip_gradients=...) result")
-            return
-        norm = _norm(g)
-        if norm > clip:
-            g *= clip / norm
-
     def _nonfinite_leaves(self, flat):
         bad = [not np.isfinite(view).all() for view in self.layout.views(flat)]
         return [name for name, b in zip(self.layout.names, bad) if b]
@@ -462,10 +361,10 @@ class Optimizer:
     def _gather_grads(self, grads, where):
         """Copy a gradient tree into the flat gradient buffer, refusing non-finite values."""
         g = self.layout.gather(grads, self._g, where, self._g_views)
-        if not _finite(g):
+        if not P.finite(g):
             leaves = self._nonfinite_leaves(g)
             raise NonFiniteError(
-                f"{type(self).__name__}: non-finite gradient in {_leaf_list(leaves)} at update "
+                f"{type(self).__name__}: non-finite gradient in {P.leaf_list(leaves)} at update "
                 f"{self.updates + 1}; nothing was applied", "gradient", leaves, self.updates)
         return g
 
@@ -473,7 +372,7 @@ class Optimizer:
         """Loss value and gradient tree at the current params, one forward pass."""
         call = f"{type(self).__name__}.step"
         vjp, value = make_vjp(self.loss)(self.params, *batch)
-        value = _check_loss_value(call, value)
+        value = check_loss_value(call, value)
         grads = vjp(vspace(value).ones())
         loss = float(value)
         if not math.isfinite(loss):
@@ -639,15 +538,7 @@ class Optimizer:
 
     # -- monitors ---------------------------------------------------------
     def _eval_monitors(self, batch):
-        out = {}
-        for name, fn in self.monitors:
-            value = fn(self.params, *batch)
-            try:
-                out[name] = float(value)
-            except (TypeError, ValueError):
-                raise TypeError(f"monitor {name!r} must return a number; got "
-                                f"{type(value).__name__} of shape {np.shape(value)}") from None
-        return out
+        return evaluate_monitors(self.monitors, self.params, batch)
 
     def _gradient_norms(self, g):
         np.multiply(g, g, out=self._tmp)
@@ -790,141 +681,6 @@ class Optimizer:
         """
         from .checkpoint import load_npz
         self.load_state_dict(load_npz(path))
-
-
-def ema(average, x, decay, tmp):
-    """``average = decay * average + (1 - decay) * x``, in place (``tmp``: scratch)."""
-    np.multiply(x, 1 - decay, out=tmp)
-    average *= decay
-    average += tmp
-    return average
-
-
-def ema_square(average, x, decay, tmp):
-    """``average = decay * average + (1 - decay) * x**2``, in place (``tmp``: scratch)."""
-    np.multiply(x, x, out=tmp)
-    tmp *= 1 - decay
-    average *= decay
-    average += tmp
-    return average
-
-
-def _norm(x):
-    """L2 norm of a flat vector, without overflow for elements beyond 1e154."""
-    with np.errstate(over="ignore"):
-        norm = math.sqrt(float(np.dot(x, x)))
-    if math.isinf(norm):       # the squares overflowed: scale by the largest element first
-        largest = float(np.max(np.abs(x)))
-        norm = largest * math.sqrt(float(np.dot(x / largest, x / largest)))
-    return norm
-
-
-def _leaf_list(names):
-    """``leaves ['w', 'b']`` for messages (the root array of a bare-array tree is unnamed)."""
-    return "leaves " + ", ".join(repr(n) for n in names) if any(names) else "the params array"
-
-
-def _finite(flat):
-    """Whether every element is finite: one sum (NaN and inf propagate), and an
-    exact look only in the rare case that the sum of finite values overflows."""
-    return math.isfinite(flat.sum()) or bool(np.isfinite(flat).all())
-
-
-def _check_loss_value(call, value):
-    """Refuse losses that are not real float scalars, naming the shape or type."""
-    shape = np.shape(value)
-    if shape != ():
-        raise ValueError(f"{call}: the loss must return a scalar; got an array of shape {shape} "
-                         "(reduce it, e.g. with anp.mean or anp.sum)")
-    dtype = getattr(value, "dtype", None)
-    kind = dtype.kind if dtype is not None else ("f" if isinstance(value, float) else None)
-    if kind != "f":
-        kind_name = dtype if dtype is not None else type(value).__name__
-        raise TypeError(f"{call}: the loss must return a real floating-point number; "
-                        f"got {kind_name}")
-    return value
-
-
-def _parse_monitors(monitors, call):
-    if monitors is None:
-        return []
-    items = list(monitors.items()) if isinstance(monitors, dict) else monitors
-    out, seen = [], {"loss"}
-    try:
-        items = list(items)
-    except TypeError:
-        raise TypeError(f"{call}(monitors=...): monitors must be a dict or a sequence of "
-                        f"(name, fn) pairs; got {type(monitors).__name__}") from None
-    for item in items:
-        if not (isinstance(item, (tuple, list)) and len(item) == 2):
-            raise TypeError(f"{call}(monitors=...): each monitor must be a (name, fn) pair; got {item!r}")
-        name, fn = item
-        if not isinstance(name, str):
-            raise TypeError(f"{call}(monitors=...): monitor names must be strings; got {name!r}")
-        if not callable(fn):
-            raise TypeError(f"{call}(monitors=...): monitor {name!r} must be callable; "
-                            f"got {type(fn).__name__}")
-        if name in seen:
-            raise ValueError(f"{call}(monitors=...): monitor name {name!r} is used twice "
-                             "('loss' is reserved)")
-        seen.add(name)
-        out.append((name, fn))
-    return out
-
-
-def algorithms():
-    """The registered algorithm names, sorted.
-
-    Returns
-    -------
-    list of str
-    """
-    return sorted(_REGISTRY)
-
-
-def build(algo, loss=None, params=None, monitors=(), monitor_gradients=False, **kwargs):
-    """Construct an optimizer by name, class or instance.
-
-    Parameters
-    ----------
-    algo : str, Optimizer subclass or Optimizer
-        A registered name (case-insensitive, see :func:`algorithms`), a
-        class, or an existing instance (then ``loss`` and ``params`` must be
-        ``None`` or its own, and ``kwargs`` update its hyperparameters).
-    loss, params, monitors, monitor_gradients, **kwargs
-        As for :class:`Optimizer`.
-
-    Returns
-    -------
-    Optimizer
-
-    Raises
-    ------
-    ValueError
-        An unknown name (the message lists the names and suggests the closest).
-    TypeError
-        ``algo`` of another type.
-    """
-    if isinstance(algo, Optimizer):
-        if (loss is not None and loss is not algo.loss) or (params is not None and params is not algo.params):
-            raise ValueError("build(algo=<instance>): loss and params must be None or the "
-                             "instance's own")
-        if kwargs:
-            algo.set_hyperparameters(**kwargs)
-        return algo
-    if isinstance(algo, type) and issubclass(algo, Optimizer):
-        cls = algo
-    elif isinstance(algo, str):
-        cls = _REGISTRY.get(algo.lower())
-        if cls is None:
-            raise ValueError(f"build(algo={algo!r}): unknown algorithm; known algorithms are "
-                             f"{algorithms()}{H.suggest(algo.lower(), _REGISTRY)}")
-    else:
-        raise TypeError(f"build(algo=...): algo must be a name, an Optimizer subclass or an "
-                        f"instance; got {type(algo).__name__}")
-    if params is None:
-        raise TypeError(f"build({algo!r}): params is required")
-    return cls(loss, params, monitors=monitors, monitor_gradients=monitor_gradients, **kwargs)
 
 
 def apply_updates(pairs):

@@ -236,7 +236,7 @@ def evaluate(opt, dataset):
     dict
         ``'loss'`` first, then each monitor. Nothing is updated.
     """
-    from .base import _check_loss_value
+    from .monitors import check_loss_value
     call = f"{type(opt).__name__}.evaluate"
     if opt.loss is None:
         raise TypeError(f"{call}: this optimizer was built with loss=None; there is nothing to evaluate")
@@ -244,7 +244,7 @@ def evaluate(opt, dataset):
     batches = [()] if data is None else data
     sums, weight = {}, 0.0
     for batch in batches:
-        value = float(_check_loss_value(call, opt.loss(opt.params, *batch)))
+        value = float(check_loss_value(call, opt.loss(opt.params, *batch)))
         row = {"loss": value}
         row.update(opt._eval_monitors(batch))
         w = _batch_weight(data, batch)
@@ -618,7 +618,7 @@ def minimize(loss, params, train=None, valid=None, algo="rmsprop", monitors=(),
     >>> bool(np.allclose(params["w"], [1.0, -2.0, 0.5], atol=1e-2))
     True
     """
-    from .base import build
+    from .registry import build
     driver = {k: kwargs.pop(k) for k in list(kwargs) if k in DRIVER_OPTIONS}
     opt = build(algo, loss, params, monitors=monitors, monitor_gradients=monitor_gradients, **kwargs)
     return run_to_end(opt, train, valid, batch_size=batch_size, train_batches=train_batches,

@@ -180,6 +180,49 @@ def boolean(call, name, value):
     return bool(value)
 
 
+def rng_or_seed(call, name, value):
+    """None, a seed >= 0 or a ``numpy.random.Generator``."""
+    if value is None or isinstance(value, np.random.Generator):
+        return value
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        if value < 0:
+            raise ValueError(f"{call}({name}={value!r}): {name} seed must be >= 0; got {value}")
+        return int(value)
+    raise TypeError(f"{call}({name}={value!r}): {name} must be None, an int seed or a "
+                    f"numpy.random.Generator; got {type(value).__name__}")
+
+
+def clip_spec(call, name, value):
+    """None, a callable, or a number > 0."""
+    if value is None or callable(value):
+        return value
+    value = number(call, name, value, low=0, low_open=True)
+    return value
+
+
+def leaf_factors(call, name, value):
+    """None or a dict from leaf name to a finite factor."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise TypeError(f"{call}({name}=...): {name} must be a dict from leaf name to factor; "
+                        f"got {type(value).__name__}")
+    return {key: number(call, f"{name}[{key!r}]", factor) for key, factor in value.items()}
+
+
+def leaf_names(call, name, value):
+    """A list (tuple, set) of leaf names; None means none."""
+    if value is None:
+        return ()
+    if isinstance(value, str) or not isinstance(value, (list, tuple, set, frozenset)):
+        raise TypeError(f"{call}({name}={value!r}): {name} must be a list of leaf names; "
+                        f"got {type(value).__name__}")
+    for item in value:
+        if not isinstance(item, str):
+            raise TypeError(f"{call}({name}=...): leaf names must be strings; got {item!r}")
+    return tuple(value)
+
+
 def same(call, name, value):
     """Accept the value unchanged (for options validated elsewhere)."""
     return value

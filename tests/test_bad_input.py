@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 import npdownhill as dh
 from npdownhill import hyper as H
-from npdownhill.base import _REGISTRY
+from npdownhill.registry import _REGISTRY
 from npdownhill.driver import DRIVER_OPTIONS
 
 PACKAGE = os.path.dirname(os.path.abspath(dh.__file__))
