@@ -37,6 +37,7 @@ interrupt : dict, optional
 import json
 import os
 import signal
+import threading
 import sys
 
 import autograd.numpy as anp
@@ -47,6 +48,13 @@ import npdownhill as dh  # noqa: E402
 
 N_TRAIN, N_VALID, BATCH = 64, 40, 16
 
+
+
+def _ctrl_c():
+    """Press Ctrl-C, deterministically: a signal sent to the main thread itself is
+    delivered before pthread_kill returns, so Python runs its handler at the next
+    bytecode of this very function (os.kill may hand it to another thread, later)."""
+    signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
 
 def problem():
     """``(train, valid)`` of a seeded linear regression with noise (fresh arrays)."""
@@ -84,14 +92,14 @@ def make_loss_and_monitors(interrupt, valid):
             if how == f"raise_in_{kind}_loss":
                 raise KeyboardInterrupt
             if how == f"sigint_in_{kind}_loss":
-                os.kill(os.getpid(), signal.SIGINT)
+                _ctrl_c()
         return mse(params, x, y)
 
     def mae(params, x, y):
         if not np.shares_memory(x, valid[0]):   # validation batches are views of valid
             calls["monitor"] += 1
             if how == "sigint_in_monitor" and calls["monitor"] == at:
-                os.kill(os.getpid(), signal.SIGINT)
+                _ctrl_c()
         return anp.mean(anp.abs(anp.dot(x, params["w"]) + params["b"] - y))
 
     return loss, {"mae": mae}
