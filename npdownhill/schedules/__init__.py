@@ -57,46 +57,10 @@ rule and the offending value.  Calling a schedule with a negative step raises
 included; NumPy integer types are fine) raises :class:`TypeError`.
 """
 
+from . import cycles, decay, plateau
 from .base import Schedule
-from .decay import (
-    Constant,
-    CosineDecay,
-    CosineRestarts,
-    ExponentialDecay,
-    InverseTimeDecay,
-    PiecewiseConstant,
-    PolynomialDecay,
-    constant,
-    cosine_decay,
-    cosine_restarts,
-    exponential_decay,
-    inverse_time_decay,
-    piecewise_constant,
-    polynomial_decay,
-)
-from .cycles import LinearWarmup, OneCycle, linear_warmup, one_cycle
-from .plateau import ReduceOnPlateau, reduce_on_plateau
+from .cycles import *  # noqa: F401,F403  (each submodule's __all__)
+from .decay import *  # noqa: F401,F403
+from .plateau import *  # noqa: F401,F403
 
-__all__ = [
-    "Schedule",
-    "constant",
-    "exponential_decay",
-    "inverse_time_decay",
-    "piecewise_constant",
-    "polynomial_decay",
-    "cosine_decay",
-    "cosine_restarts",
-    "linear_warmup",
-    "one_cycle",
-    "reduce_on_plateau",
-    "Constant",
-    "ExponentialDecay",
-    "InverseTimeDecay",
-    "PiecewiseConstant",
-    "PolynomialDecay",
-    "CosineDecay",
-    "CosineRestarts",
-    "LinearWarmup",
-    "OneCycle",
-    "ReduceOnPlateau",
-]
+__all__ = ["Schedule", *decay.__all__, *cycles.__all__, *plateau.__all__]

@@ -57,7 +57,26 @@ class Constant(Schedule):
         return self._value
 
 
-class ExponentialDecay(Schedule):
+class _TimeDecay(Schedule):
+    """Shared by the decays driven by ``t / T`` (or its floor, with ``staircase``)."""
+
+    _arg_names = ("initial", "decay_rate", "decay_steps", "staircase")
+    _rate_bound = {}
+
+    def __init__(self, initial, decay_rate, decay_steps, staircase=False):
+        n = self._name
+        self._initial = _real(n, "initial", initial)
+        self._decay_rate = _real(n, "decay_rate", decay_rate, **self._rate_bound)
+        self._decay_steps = _integer(n, "decay_steps", decay_steps, gt=0)
+        self._staircase = _flag(n, "staircase", staircase)
+
+    def _progress(self, step):
+        if self._staircase:
+            return step // self._decay_steps               # floor(t / T)
+        return step / self._decay_steps                    # t / T
+
+
+class ExponentialDecay(_TimeDecay):
     r"""Exponential decay by ``decay_rate`` every ``decay_steps`` updates.
 
     .. math::
@@ -87,24 +106,13 @@ class ExponentialDecay(Schedule):
     """
 
     _name = "exponential_decay"
-    _arg_names = ("initial", "decay_rate", "decay_steps", "staircase")
-
-    def __init__(self, initial, decay_rate, decay_steps, staircase=False):
-        n = self._name
-        self._initial = _real(n, "initial", initial)
-        self._decay_rate = _real(n, "decay_rate", decay_rate, gt=0)
-        self._decay_steps = _integer(n, "decay_steps", decay_steps, gt=0)
-        self._staircase = _flag(n, "staircase", staircase)
+    _rate_bound = {"gt": 0}
 
     def _compute(self, step):
-        if self._staircase:
-            exponent = step // self._decay_steps          # floor(t / T)
-        else:
-            exponent = step / self._decay_steps           # t / T
-        return _times_power(self._initial, self._decay_rate, exponent)
+        return _times_power(self._initial, self._decay_rate, self._progress(step))
 
 
-class InverseTimeDecay(Schedule):
+class InverseTimeDecay(_TimeDecay):
     r"""Inverse-time decay.
 
     .. math::
@@ -133,21 +141,10 @@ class InverseTimeDecay(Schedule):
     """
 
     _name = "inverse_time_decay"
-    _arg_names = ("initial", "decay_rate", "decay_steps", "staircase")
-
-    def __init__(self, initial, decay_rate, decay_steps, staircase=False):
-        n = self._name
-        self._initial = _real(n, "initial", initial)
-        self._decay_rate = _real(n, "decay_rate", decay_rate, ge=0)
-        self._decay_steps = _integer(n, "decay_steps", decay_steps, gt=0)
-        self._staircase = _flag(n, "staircase", staircase)
+    _rate_bound = {"ge": 0}
 
     def _compute(self, step):
-        if self._staircase:
-            p = step // self._decay_steps                 # floor(t / T)
-        else:
-            p = step / self._decay_steps                  # t / T
-        return self._initial / (1 + self._decay_rate * p)
+        return self._initial / (1 + self._decay_rate * self._progress(step))
 
 
 class PiecewiseConstant(Schedule):
