@@ -36,6 +36,18 @@ every kind of input, so a memory-mapped file and the same data in memory give
 identical batches for the same seed. pandas objects are converted once with
 ``.to_numpy()``; scipy.sparse matrices are converted once to CSR and each
 batch is returned dense (``.toarray()``). Neither library is imported here.
+
+Data types
+----------
+Only bool, integer, float and complex data reach the loss: autograd cannot use
+object, text, bytes, structured or datetime data. Such inputs are refused when
+the Dataset is made, with the offending DataFrame columns named; pandas
+'category' and 'string' columns count as text. Memory-mapped and sparse inputs
+are checked by their dtype alone. A DataFrame whose numeric columns
+``.to_numpy()`` turns into objects (bool beside float columns, nullable Int64 or
+boolean columns) is converted to the columns' common NumPy dtype instead, with
+missing values as NaN when that dtype is floating. A callable's batches are
+checked as they come, one dtype test per array.
 """
 import copy
 import mmap
@@ -51,6 +63,25 @@ __all__ = ['Dataset']
 
 _ARRAY_TYPES = 'an ndarray, a pandas DataFrame or Series, or a scipy.sparse matrix'
 
+# dtype kinds autograd can work with: bool, signed/unsigned integer, float, complex
+_NUMERIC_KINDS = 'biufc'
+_NEEDS = 'autograd needs bool, integer, float or complex data'
+# what a refused dtype kind holds, and what to do about it
+_KIND_ADVICE = {
+    'O': ('Python objects', 'convert it to a numeric dtype (e.g. .astype(float) if it '
+          'holds numbers), encode it as numbers, or drop it'),
+    'U': ('text', 'encode it as numbers (e.g. category codes or one-hot columns) or drop it'),
+    'T': ('text', 'encode it as numbers (e.g. category codes or one-hot columns) or drop it'),
+    'S': ('bytes', 'encode it as numbers or drop it'),
+    'V': ('a structured/void record', 'pass each field as its own input, as a numeric '
+          'array, or drop it'),
+    'M': ('dates and times', 'encode it as numbers (e.g. seconds since a reference time) '
+          'or drop it'),
+    'm': ('time intervals', 'encode it as numbers (e.g. seconds: '
+          'array / np.timedelta64(1, "s")) or drop it'),
+}
+_MAX_LISTED = 10  # non-numeric DataFrame columns named in one message
+
 
 def _is_int(value):
     """Return True for Python/NumPy integers, but not for bools."""
@@ -58,15 +89,13 @@ def _is_int(value):
             and not isinstance(value, (bool, np.bool_)))
 
 
-def _check_int(call, name, value, minimum=None):
-    """Return ``value`` as an int; raise TypeError/ValueError naming ``call``."""
+def _check_int(where, name, value, minimum=None):
+    """Return ``value`` as an int; raise TypeError/ValueError prefixed with ``where``."""
     if not _is_int(value):
-        raise TypeError(f'{call}({name}={value!r}): {name} must be an integer; '
-                        f'got {value!r}')
+        raise TypeError(f'{where}: {name} must be an integer; got {value!r}')
     if minimum is not None and value < minimum:
         rule = {0: 'non-negative', 1: 'positive'}[minimum]
-        raise ValueError(f'{call}({name}={value!r}): {name} must be {rule}; '
-                         f'got {value!r}')
+        raise ValueError(f'{where}: {name} must be {rule}; got {value!r}')
     return int(value)
 
 
@@ -74,6 +103,11 @@ def _is_sparse(value):
     """Return True for a scipy.sparse matrix/array, without importing scipy."""
     sparse = sys.modules.get('scipy.sparse')
     return sparse is not None and sparse.issparse(value)
+
+
+def _is_pandas(value):
+    """Return True for a pandas object that converts with ``.to_numpy()``."""
+    return type(value).__module__.startswith('pandas') and hasattr(value, 'to_numpy')
 
 
 def _is_memmap(array):
@@ -85,19 +119,94 @@ def _is_memmap(array):
     return False
 
 
-def _to_array(value, where):
+def _dtype_refusal(where, subject, dtype):
+    """Return the TypeError for ``subject`` (e.g. ``'inputs[1] is an array of dtype'``)."""
+    what, advice = _KIND_ADVICE.get(dtype.kind, (None, 'encode it as numbers or drop it'))
+    if dtype.kind == 'O' and not isinstance(dtype, np.dtype):  # pandas category, string, ...
+        what, advice = None, _KIND_ADVICE['U'][1]
+    shown = dtype if what is None else f'{dtype} ({what})'
+    return TypeError(f'{where}: {subject} {shown}; {_NEEDS}; {advice}')
+
+
+def _check_dtype(where, label, dtype, kind='an array'):
+    """Raise TypeError unless ``dtype`` is bool, integer, float or complex."""
+    if dtype.kind not in _NUMERIC_KINDS:
+        raise _dtype_refusal(where, f'{label} is {kind} of dtype', dtype)
+
+
+def _numpy_dtype(dtype):
+    """Return the NumPy dtype behind a NumPy or pandas extension dtype (TypeError if none)."""
+    for attr in ('numpy_dtype', 'subtype'):  # pandas nullable and sparse dtypes
+        inner = getattr(dtype, attr, None)
+        if isinstance(inner, np.dtype):
+            return inner
+    return np.dtype(dtype)
+
+
+def _pandas_to_array(where, label, value):
+    """Convert a pandas object with ``.to_numpy()``, refusing non-numeric columns."""
+    kind = f'a pandas {type(value).__name__}'
+    if hasattr(value, 'columns'):  # a DataFrame: check every column before converting
+        dtypes = list(value.dtypes)
+        bad = [f'{column!r} ({dtype})' for column, dtype in value.dtypes.items()
+               if dtype.kind not in _NUMERIC_KINDS]
+        if bad:
+            listed = ', '.join(bad[:_MAX_LISTED])
+            if len(bad) > _MAX_LISTED:
+                listed += f' and {len(bad) - _MAX_LISTED} more'
+            raise TypeError(f'{where}: {label} is {kind} with non-numeric column(s) '
+                            f'{listed}; {_NEEDS}; encode these columns as numbers '
+                            '(e.g. category codes or one-hot columns) or drop them')
+    else:  # a Series (or Index, or pandas array): one dtype
+        dtypes = [value.dtype]
+        named = getattr(value, 'name', None)
+        if named is not None:
+            kind += f' {named!r}'
+        _check_dtype(where, label, value.dtype, kind)
+    array = value.to_numpy()
+    if array.dtype.kind in _NUMERIC_KINDS:
+        return array
+    # Numeric columns can still come out as objects: bool next to float columns,
+    # or pandas' nullable dtypes (Int64, boolean, ...). Convert to their common dtype.
+    try:
+        common = np.result_type(*{_numpy_dtype(dtype) for dtype in dtypes})
+    except TypeError:
+        common = None
+    if common is not None and common.kind in 'fc':
+        array = value.to_numpy(dtype=common, na_value=np.nan)
+    elif common is not None and not np.asarray(value.isna()).any():
+        array = value.to_numpy(dtype=common)
+    if array.dtype.kind in _NUMERIC_KINDS:
+        return array
+    if common is None or common.kind in 'fc':
+        problem = f'that .to_numpy() turns into dtype {array.dtype}'
+    elif hasattr(value, 'columns'):
+        missing = np.asarray(value.isna().any())
+        named = ', '.join(f'{column!r} ({dtype})' for column, dtype, bad
+                          in zip(value.columns, dtypes, missing) if bad)
+        problem = (f'whose column(s) {named} hold missing values (NA), which dtype '
+                   f'{common} cannot represent')
+    else:
+        problem = (f'of dtype {value.dtype} holding missing values (NA), which dtype '
+                   f'{common} cannot represent')
+    raise TypeError(f'{where}: {label} is {kind} {problem}; {_NEEDS}; fill the missing '
+                    'values (.fillna) or convert to float (.astype(float))')
+
+
+def _to_array(where, label, value):
     """Convert one input to ``(array, storage)``; storage is 'memory', 'memmap' or 'sparse'."""
     if _is_sparse(value):
+        _check_dtype(where, label, value.dtype, 'a scipy.sparse matrix')
         return value.tocsr(), 'sparse'
-    if type(value).__module__.startswith('pandas') and hasattr(value, 'to_numpy'):
-        return value.to_numpy(), 'memory'
+    if _is_pandas(value):
+        return _pandas_to_array(where, label, value), 'memory'
     if isinstance(value, np.ndarray):
+        _check_dtype(where, label, value.dtype)  # dtype only: memmaps are not read
         return value, ('memmap' if _is_memmap(value) else 'memory')
     allowed = _ARRAY_TYPES
-    if where == 'inputs':
+    if label == 'inputs':
         allowed += ', a list or tuple of those, or a callable'
-    raise TypeError(f'Dataset(inputs): {where} must be {allowed}; '
-                    f'got {type(value).__name__}')
+    raise TypeError(f'{where}: {label} must be {allowed}; got {type(value).__name__}')
 
 
 class Dataset:
@@ -136,7 +245,11 @@ class Dataset:
     Raises
     ------
     TypeError
-        If an argument has the wrong type.
+        If an argument has the wrong type, or an input holds data autograd
+        cannot use: a dtype other than bool, integer, float or complex
+        (object, text, bytes, structured, datetime64 or timedelta64 arrays,
+        pandas columns of those or of the 'category' or 'string' dtypes).
+        Memory-mapped and sparse inputs are checked by dtype only.
     ValueError
         If an argument has a bad value, the inputs have different lengths
         along ``axis`` or the dataset is empty.
@@ -146,6 +259,14 @@ class Dataset:
     RuntimeWarning
         If an in-memory floating or complex input holds NaN or infinity.
         Memory-mapped inputs and callables are not scanned.
+
+    Notes
+    -----
+    Every error and warning starts with ``Dataset '<name>':`` (only the error
+    for a bad ``name`` itself reads ``Dataset(name=...)``), so messages about
+    the ``'train'`` and ``'valid'`` datasets the training driver makes can be
+    told apart. Inputs are then named as ``inputs`` (a single input) or
+    ``inputs[i]`` (the i-th of a list or tuple).
 
     Examples
     --------
@@ -160,23 +281,24 @@ class Dataset:
                  axis=0, rng=None, shuffle=True):
         if name is None:
             name = 'dataset'
-        if not isinstance(name, str):
+        if not isinstance(name, str):  # checked first: every other message quotes it
             raise TypeError(f'Dataset(name={name!r}): name must be a string; '
                             f'got {type(name).__name__}')
-        batch_size = _check_int('Dataset', 'batch_size', batch_size)
-        axis = _check_int('Dataset', 'axis', axis)
+        self._name = name
+        where = self._where = f'Dataset {name!r}'
+        batch_size = _check_int(where, 'batch_size', batch_size)
+        axis = _check_int(where, 'axis', axis)
         if not isinstance(shuffle, (bool, np.bool_)):
-            raise TypeError(f'Dataset(shuffle={shuffle!r}): shuffle must be a '
-                            f'bool; got {type(shuffle).__name__}')
+            raise TypeError(f'{where}: shuffle must be a bool; got {shuffle!r} '
+                            f'({type(shuffle).__name__})')
         if isinstance(rng, np.random.Generator):
             self._rng = rng
         elif rng is None or _is_int(rng):
-            seed = None if rng is None else _check_int('Dataset', 'rng', rng, 0)
+            seed = None if rng is None else _check_int(where, 'rng', rng, 0)
             self._rng = np.random.default_rng(seed)
         else:
-            raise TypeError(f'Dataset(rng={rng!r}): rng must be None, an integer '
-                            f'seed or a numpy.random.Generator; got {type(rng).__name__}')
-        self._name = name
+            raise TypeError(f'{where}: rng must be None, an integer seed or a '
+                            f'numpy.random.Generator; got {rng!r} ({type(rng).__name__})')
         self._batch_size = batch_size
         self._shuffle = bool(shuffle)
         self._position = 0        # index (within the pass) of the next sample
@@ -195,44 +317,44 @@ class Dataset:
             if iteration_size is None:
                 iteration_size = self._batches_per_pass
             self._check_finite()
-        self._iteration_size = _check_int('Dataset', 'iteration_size',
-                                          iteration_size, 1)
+        self._iteration_size = _check_int(where, 'iteration_size', iteration_size, 1)
 
     def _setup_arrays(self, inputs, axis):
         """Validate and store array inputs, the axis and the pass arithmetic."""
+        where = self._where
         if isinstance(inputs, (list, tuple)):
             if not inputs:
-                raise ValueError('Dataset(inputs): need at least one array; '
+                raise ValueError(f'{where}: inputs must hold at least one array; '
                                  f'got an empty {type(inputs).__name__}')
-            converted = [_to_array(x, f'inputs[{i}]') for i, x in enumerate(inputs)]
+            self._labels = [f'inputs[{i}]' for i in range(len(inputs))]
         else:
-            converted = [_to_array(inputs, 'inputs')]
+            inputs, self._labels = [inputs], ['inputs']
+        converted = [_to_array(where, label, x) for label, x in zip(self._labels, inputs)]
         self._arrays = [array for array, _ in converted]
         self._storage = [storage for _, storage in converted]
         shapes = ', '.join(str(tuple(a.shape)) for a in self._arrays)
 
         ndim = min(len(a.shape) for a in self._arrays)
         if ndim == 0:
-            raise ValueError('Dataset(inputs): every array needs at least one '
+            raise ValueError(f'{where}: every array in inputs needs at least one '
                              f'dimension; got shapes {shapes}')
         original, axis = axis, (axis + ndim if axis < 0 else axis)
         if not 0 <= axis < ndim:
-            raise ValueError(f'Dataset(axis={original}): axis must satisfy '
-                             f'{-ndim} <= axis < {ndim} for inputs of shapes '
-                             f'{shapes}; got {original}')
+            raise ValueError(f'{where}: axis must satisfy {-ndim} <= axis < {ndim} '
+                             f'for inputs of shapes {shapes}; got {original}')
         if axis != 0 and 'sparse' in self._storage:
-            raise ValueError(f'Dataset(axis={original}): scipy.sparse inputs '
-                             f'only support axis 0; got {original}')
+            raise ValueError(f'{where}: axis must be 0 (or -{ndim}) for scipy.sparse '
+                             f'inputs; got {original}')
         self._axis = axis
 
         lengths = {a.shape[axis] for a in self._arrays}
         if len(lengths) > 1:
-            raise ValueError('Dataset(inputs): arrays must have the same length '
+            raise ValueError(f'{where}: the arrays in inputs must have the same length '
                              f'along axis {axis}; got shapes {shapes}')
         self._n = lengths.pop()
         if self._n == 0:
-            raise ValueError(f'Dataset(inputs): the dataset is empty (0 samples '
-                             f'along axis {axis}); got shapes {shapes}')
+            raise ValueError(f'{where}: inputs must hold at least one sample; got 0 '
+                             f'along axis {axis} (the dataset is empty; shapes {shapes})')
         self._step = self._n if self._batch_size <= 0 else min(self._batch_size, self._n)
         self._batches_per_pass = -(-self._n // self._step)  # ceil(n / step)
 
@@ -245,10 +367,10 @@ class Dataset:
                 continue
             bad = values.size - np.count_nonzero(np.isfinite(values))
             if bad:
-                found.append(f'input {i} holds {bad} non-finite value(s)')
+                found.append(f'{self._labels[i]} holds {bad} non-finite value(s)')
         if found:
-            warnings.warn(f'Dataset {self._name!r}: {"; ".join(found)} '
-                          '(NaN or infinity)', RuntimeWarning, stacklevel=3)
+            warnings.warn(f'{self._where}: {"; ".join(found)} (NaN or infinity)',
+                          RuntimeWarning, stacklevel=3)
 
     def __iter__(self):
         """Yield the next ``iteration_size`` batches.
@@ -257,6 +379,15 @@ class Dataset:
         -------
         iterator of tuple of ndarray
             Batches, continuing from where the previous iteration stopped.
+
+        Raises
+        ------
+        TypeError
+            While iterating, if a callable input returns something other than
+            a tuple or list of arrays (or one array), or an array whose dtype
+            is not bool, integer, float or complex.
+        ValueError
+            While iterating, if a callable input returns an empty tuple or list.
         """
         return self.batches(self._iteration_size)
 
@@ -279,9 +410,11 @@ class Dataset:
         Raises
         ------
         TypeError
-            If ``count`` is not an integer.
+            If ``count`` is not an integer; while iterating, if a callable
+            input returns a bad batch (see :meth:`__iter__`).
         ValueError
-            If ``count`` is negative.
+            If ``count`` is negative; while iterating, if a callable input
+            returns an empty batch.
 
         Examples
         --------
@@ -289,7 +422,7 @@ class Dataset:
         >>> [b[0].tolist() for b in data.batches(4)]
         [[0, 1], [2, 3], [4], [0, 1]]
         """
-        count = _check_int('Dataset.batches', 'count', count, 0)
+        count = _check_int(f'{self._where}: batches(count={count!r})', 'count', count, 0)
         return (self._next_batch() for _ in range(count))
 
     def _next_batch(self):
@@ -316,16 +449,25 @@ class Dataset:
         return batch
 
     def _call(self):
-        """Call the callable input and check its result."""
+        """Call the callable input and check its result (one dtype test per array)."""
         out = self._callable()
+        where = self._where
         if isinstance(out, np.ndarray):
-            return (out,)
-        if not isinstance(out, (tuple, list)):
-            raise TypeError(f'Dataset {self._name!r}: the callable must return a '
-                            f'tuple or list of arrays; got {type(out).__name__}')
+            out = (out,)
+        elif not isinstance(out, (tuple, list)):
+            raise TypeError(f'{where}: inputs (a callable) must return a tuple or list '
+                            f'of arrays, or one array; got {type(out).__name__}')
         if not out:
-            raise ValueError(f'Dataset {self._name!r}: the callable must return '
-                             f'at least one array; got an empty {type(out).__name__}')
+            raise ValueError(f'{where}: inputs (a callable) must return at least one '
+                             f'array; got an empty {type(out).__name__}')
+        for i, item in enumerate(out):
+            if isinstance(item, (str, bytes)):
+                dtype = np.asarray(item).dtype
+            else:
+                dtype = getattr(item, 'dtype', None)
+            if getattr(dtype, 'kind', 'f') not in _NUMERIC_KINDS:  # no dtype: not checked
+                raise _dtype_refusal(where, f'inputs (a callable) returned batch[{i}] '
+                                            'of dtype', dtype)
         return tuple(out)
 
     def _take(self, array, storage, index):
@@ -397,6 +539,13 @@ class Dataset:
         Returns
         -------
         Dataset
+
+        Raises
+        ------
+        TypeError
+            If ``iteration_size`` is not an integer.
+        ValueError
+            If ``iteration_size`` is not positive.
         """
         other = copy.copy(self)
         other._shuffle = False
@@ -407,7 +556,9 @@ class Dataset:
         size = iteration_size
         if size is None:
             size = self._iteration_size if self._n is None else self._batches_per_pass
-        other._iteration_size = _check_int('Dataset', 'iteration_size', size, 1)
+        other._iteration_size = _check_int(
+            f'{self._where}: ordered_copy(iteration_size={iteration_size!r})',
+            'iteration_size', size, 1)
         return other
 
     def state_dict(self):
@@ -465,7 +616,7 @@ class Dataset:
             If a key is missing or the state does not match this dataset
             (kind, number of samples, shuffle, permutation, bit generator).
         """
-        where = f'Dataset {self._name!r}.load_state_dict(state)'
+        where = f'{self._where}: load_state_dict(state)'
         if not isinstance(state, Mapping):
             raise TypeError(f'{where}: state must be a mapping; got '
                             f'{type(state).__name__}')

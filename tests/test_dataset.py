@@ -167,7 +167,8 @@ def test_batches_count_validation():
     data = Dataset(np.arange(10), batch_size=3)
     assert take(data, 0) == []
     assert len(take(data, 7)) == 7
-    with pytest.raises(ValueError, match=r'batches\(count=-1\).*non-negative; got -1'):
+    with pytest.raises(ValueError, match=r"^Dataset 'dataset': batches\(count=-1\): count "
+                                         r'must be non-negative; got -1$'):
         data.batches(-1)
     with pytest.raises(TypeError, match=r'count must be an integer; got 1.5'):
         data.batches(1.5)
@@ -196,17 +197,17 @@ def test_axis_one_cuts_along_axis_one():
 
 
 def test_length_mismatch_quotes_shapes():
-    message = re.escape('Dataset(inputs): arrays must have the same length along '
-                        'axis 0; got shapes (100, 3), (99,)')
+    message = re.escape("Dataset 'train': the arrays in inputs must have the same length "
+                        'along axis 0; got shapes (100, 3), (99,)')
     with pytest.raises(ValueError, match=message):
-        Dataset([np.zeros((100, 3)), np.zeros(99)])
+        Dataset([np.zeros((100, 3)), np.zeros(99)], name='train')
     with pytest.raises(ValueError, match=re.escape('along axis 1; got shapes (2, 5), (5, 2)')):
         Dataset([np.zeros((2, 5)), np.zeros((5, 2))], axis=1)
 
 
 @pytest.mark.parametrize('axis', [2, -3, 5])
 def test_axis_out_of_range(axis):
-    with pytest.raises(ValueError, match=rf'Dataset\(axis={axis}\): axis must satisfy '
+    with pytest.raises(ValueError, match=rf"Dataset 'dataset': axis must satisfy "
                                          rf'-2 <= axis < 2 .*; got {axis}'):
         Dataset([np.zeros((4, 3)), np.zeros((4, 3, 2))], axis=axis)
 
@@ -311,15 +312,16 @@ def test_sparse_array_and_axis_restriction():
     dense = np.eye(10)
     got = take(Dataset(sparse.csr_array(dense), batch_size=3, rng=0), 4)
     assert_same_batches(got, take(Dataset(dense, batch_size=3, rng=0), 4))
-    with pytest.raises(ValueError, match=r'Dataset\(axis=1\): scipy.sparse .*axis 0; got 1'):
+    with pytest.raises(ValueError, match=r"Dataset 'dataset': axis must be 0 .*for "
+                                         r'scipy.sparse inputs; got 1'):
         Dataset(sparse.csr_matrix(dense), axis=1)
 
 
 def test_sparse_nan_warns():
     sparse = pytest.importorskip('scipy.sparse')
     matrix = sparse.csr_matrix(np.array([[0.0, np.nan], [np.inf, 1.0]]))
-    with pytest.warns(RuntimeWarning, match='input 0 holds 2 non-finite'):
-        Dataset(matrix)
+    with pytest.warns(RuntimeWarning, match="Dataset 'sp': inputs holds 2 non-finite"):
+        Dataset(matrix, name='sp')
 
 
 # ---------------------------------------------------------------- callables
@@ -361,9 +363,12 @@ def test_callable_defaults_and_wrapping():
 
 
 def test_callable_bad_results():
-    with pytest.raises(ValueError, match=r"Dataset 'empty': .*at least one array; got an empty tuple"):
+    with pytest.raises(ValueError, match=r"^Dataset 'empty': inputs \(a callable\) must return "
+                                         r'at least one array; got an empty tuple$'):
         next(iter(Dataset(lambda: (), name='empty')))
-    with pytest.raises(TypeError, match=r'must return a tuple or list of arrays; got NoneType'):
+    with pytest.raises(TypeError, match=r"^Dataset 'dataset': inputs \(a callable\) must "
+                                        r'return a tuple or list of arrays, or one array; '
+                                        r'got NoneType$'):
         next(iter(Dataset(lambda: None)))
 
 
@@ -372,38 +377,284 @@ def test_callable_bad_results():
 
 @pytest.mark.parametrize('kwargs, error, message', [
     (dict(batch_size=1.5), TypeError,
-     'Dataset(batch_size=1.5): batch_size must be an integer; got 1.5'),
+     "Dataset 'train': batch_size must be an integer; got 1.5"),
     (dict(batch_size=True), TypeError,
-     'Dataset(batch_size=True): batch_size must be an integer; got True'),
+     "Dataset 'train': batch_size must be an integer; got True"),
     (dict(rng='abc'), TypeError,
-     "Dataset(rng='abc'): rng must be None, an integer seed or a numpy.random.Generator; got str"),
-    (dict(rng=True), TypeError, 'rng must be None, an integer seed'),
-    (dict(rng=-1), ValueError, 'Dataset(rng=-1): rng must be non-negative; got -1'),
+     "Dataset 'train': rng must be None, an integer seed or a numpy.random.Generator; "
+     "got 'abc' (str)"),
+    (dict(rng=True), TypeError, "Dataset 'train': rng must be None, an integer seed"),
+    (dict(rng=-1), ValueError, "Dataset 'train': rng must be non-negative; got -1"),
     (dict(iteration_size=0), ValueError,
-     'Dataset(iteration_size=0): iteration_size must be positive; got 0'),
-    (dict(iteration_size=2.0), TypeError, 'iteration_size must be an integer; got 2.0'),
-    (dict(axis=1.0), TypeError, 'Dataset(axis=1.0): axis must be an integer; got 1.0'),
-    (dict(axis=1), ValueError, 'Dataset(axis=1): axis must satisfy -1 <= axis < 1'),
-    (dict(name=3), TypeError, 'Dataset(name=3): name must be a string; got int'),
-    (dict(shuffle='yes'), TypeError, "shuffle must be a bool; got str"),
+     "Dataset 'train': iteration_size must be positive; got 0"),
+    (dict(iteration_size=2.0), TypeError,
+     "Dataset 'train': iteration_size must be an integer; got 2.0"),
+    (dict(axis=1.0), TypeError, "Dataset 'train': axis must be an integer; got 1.0"),
+    (dict(axis=1), ValueError, "Dataset 'train': axis must satisfy -1 <= axis < 1"),
+    (dict(shuffle='yes'), TypeError, "Dataset 'train': shuffle must be a bool; got 'yes' (str)"),
 ])
 def test_bad_arguments(kwargs, error, message):
-    with pytest.raises(error, match=re.escape(message)):
-        Dataset(np.arange(10.0), **kwargs)
+    with pytest.raises(error, match='^' + re.escape(message)):
+        Dataset(np.arange(10.0), name='train', **kwargs)
+
+
+@pytest.mark.parametrize('name', [3, b'train', ['train']])
+def test_bad_name_is_refused_before_it_is_quoted(name):
+    # the name is checked first, so a bad batch_size is not reported with it
+    with pytest.raises(TypeError, match='^' + re.escape(
+            f'Dataset(name={name!r}): name must be a string; got {type(name).__name__}')):
+        Dataset(np.arange(10.0), name=name, batch_size=1.5)
+
+
+def test_name_is_quoted_with_repr():
+    with pytest.raises(TypeError, match=re.escape('Dataset "it\'s": batch_size')):
+        Dataset(np.arange(3.0), name="it's", batch_size='2')
 
 
 @pytest.mark.parametrize('inputs, error, message', [
-    (np.zeros((0, 3)), ValueError, 'Dataset(inputs): the dataset is empty'),
+    (np.zeros((0, 3)), ValueError, "Dataset 'valid': inputs must hold at least one sample; "
+                                   'got 0 along axis 0 (the dataset is empty; shapes (0, 3))'),
     ([np.zeros(0), np.zeros(0)], ValueError, 'the dataset is empty'),
-    ([], ValueError, 'need at least one array; got an empty list'),
-    ('abc', TypeError, 'Dataset(inputs): inputs must be an ndarray'),
+    ([], ValueError, "Dataset 'valid': inputs must hold at least one array; got an empty list"),
+    ('abc', TypeError, "Dataset 'valid': inputs must be an ndarray"),
     ({'x': np.zeros(3)}, TypeError, 'got dict'),
-    ([np.zeros(3), [1, 2, 3]], TypeError, 'Dataset(inputs): inputs[1] must be an ndarray'),
+    ([np.zeros(3), [1, 2, 3]], TypeError, "Dataset 'valid': inputs[1] must be an ndarray"),
     (5, TypeError, 'got int'),
+    (np.array(3.0), ValueError, "Dataset 'valid': every array in inputs needs at least one "
+                                'dimension; got shapes ()'),
 ])
 def test_bad_inputs(inputs, error, message):
     with pytest.raises(error, match=re.escape(message)):
-        Dataset(inputs)
+        Dataset(inputs, name='valid')
+
+
+# ---------------------------------------------------------------- dtypes autograd cannot use
+
+
+def text_frame():
+    """A DataFrame with two numeric columns, a text column and a categorical column."""
+    pd = pytest.importorskip('pandas')
+    return pd.DataFrame({'age': [31.0, 45.0, 27.0], 'visits': [1, 4, 2],
+                         'city': ['Oslo', 'Lima', 'Pune'],
+                         'grade': pd.Categorical(['a', 'b', 'a'])})
+
+
+def test_dataframe_text_and_category_columns_are_named():
+    frame = text_frame()
+    message = (r"^Dataset 'train': inputs\[1\] is a pandas DataFrame with non-numeric "
+               r"column\(s\) 'city' \((str|object|string)\), 'grade' \(category\); "
+               r'autograd needs bool, integer, float or complex data; encode these columns '
+               r'as numbers .* or drop them$')
+    with pytest.raises(TypeError, match=message) as info:
+        Dataset([np.zeros(3), frame], name='train')
+    assert "'age'" not in str(info.value) and "'visits'" not in str(info.value)
+    # without the offending columns the same frame is accepted
+    data = Dataset([np.zeros(3), frame[['age', 'visits']]], name='train', shuffle=False)
+    (_, batch), = data.batches(1)
+    assert batch.dtype == np.float64 and batch.tolist() == [[31, 1], [45, 4], [27, 2]]
+
+
+def test_dataframe_category_column_alone_is_refused():
+    pd = pytest.importorskip('pandas')
+    frame = pd.DataFrame({'x': [1.0, 2.0], 'level': pd.Categorical([1, 2])})  # numeric categories
+    with pytest.raises(TypeError, match=r"^Dataset 'valid': inputs is a pandas DataFrame "
+                                        r"with non-numeric column\(s\) 'level' \(category\);"):
+        Dataset(frame, name='valid')
+
+
+def test_dataframe_string_and_datetime_columns_are_refused():
+    pd = pytest.importorskip('pandas')
+    frame = pd.DataFrame({'note': pd.array(['a', 'b'], dtype='string'),
+                          'when': pd.to_datetime(['2024-01-01', '2024-01-02']),
+                          'x': [1.0, 2.0]})
+    with pytest.raises(TypeError, match=r"column\(s\) 'note' \(string\), 'when' "
+                                        r'\(datetime64\[\w+\]\);'):
+        Dataset(frame)
+
+
+def test_many_bad_columns_are_listed_up_to_ten():
+    pd = pytest.importorskip('pandas')
+    frame = pd.DataFrame({f'c{i}': ['x', 'y'] for i in range(13)})
+    with pytest.raises(TypeError, match=r"'c9' \(\w+\) and 3 more;") as info:
+        Dataset(frame)
+    assert "'c10'" not in str(info.value)
+
+
+def test_series_of_text_is_refused_with_its_name():
+    pd = pytest.importorskip('pandas')
+    with pytest.raises(TypeError, match=r"^Dataset 'train': inputs\[0\] is a pandas Series "
+                                        r"'label' of dtype object \(Python objects\); "
+                                        r'autograd needs bool, integer, float or complex data; '
+                                        r'convert it to a numeric dtype'):
+        Dataset([pd.Series([1, 'x'], dtype=object, name='label'), np.zeros(2)], name='train')
+    with pytest.raises(TypeError, match=r"^Dataset 'train': inputs is a pandas Series of "
+                                        r'dtype category;'):
+        Dataset(pd.Series(['a', 'b'], dtype='category'), name='train')
+
+
+@pytest.mark.parametrize('array, shown', [
+    (np.array([1, 'two', None], dtype=object), r'object \(Python objects\)'),
+    (np.array(['a', 'b', 'c']), r'<U1 \(text\)'),
+    (np.array([b'a', b'b', b'c']), r'\|S1 \(bytes\)'),
+    (np.array(['2024-01-01', '2024-01-02', '2024-01-03'], dtype='datetime64[D]'),
+     r'datetime64\[D\] \(dates and times\)'),
+    (np.array([1, 2, 3], dtype='timedelta64[s]'), r'timedelta64\[s\] \(time intervals\)'),
+    (np.zeros(3, dtype=[('a', 'f8'), ('b', 'i8')]), r".*\(a structured/void record\)"),
+], ids=['object', 'str', 'bytes', 'datetime64', 'timedelta64', 'structured'])
+def test_non_numeric_arrays_are_refused(array, shown):
+    message = (rf"^Dataset 'valid': inputs\[1\] is an array of dtype {shown}; autograd needs "
+               rf'bool, integer, float or complex data; .* drop it$')
+    with pytest.raises(TypeError, match=message):
+        Dataset([np.zeros(3), array], name='valid')
+
+
+def test_non_numeric_memmap_is_refused_by_dtype(tmp_path):
+    np.save(tmp_path / 'words.npy', np.array(['a', 'bb', 'ccc']))
+    mm = np.load(tmp_path / 'words.npy', mmap_mode='r')
+    with pytest.raises(TypeError, match=r"^Dataset 'train': inputs is an array of dtype "
+                                        r'<U3 \(text\)'):
+        Dataset(mm, name='train')
+
+
+def test_numeric_dtypes_are_accepted():
+    columns = [np.array([True, False, True, False]), np.arange(4, dtype=np.int8),
+               np.arange(4, dtype=np.uint16), np.arange(4, dtype=np.float32),
+               np.arange(4) * (1 + 2j)]
+    data = Dataset(columns, batch_size=4, shuffle=False)
+    (batch,) = data.batches(1)
+    assert [b.dtype for b in batch] == [c.dtype for c in columns]
+    assert all(np.array_equal(b, c) for b, c in zip(batch, columns))
+
+
+def test_sparse_bool_and_complex_are_accepted():
+    sparse = pytest.importorskip('scipy.sparse')
+    for dense in (np.eye(4, dtype=bool), np.eye(4) * 1j):
+        (batch,) = Dataset(sparse.csr_matrix(dense), batch_size=4, shuffle=False).batches(1)
+        assert batch[0].dtype == dense.dtype and np.array_equal(batch[0], dense)
+
+
+def test_numeric_pandas_frames_are_accepted():
+    pd = pytest.importorskip('pandas')
+    frame = pd.DataFrame({'i': np.arange(4), 'f': np.arange(4.0) / 2,
+                          'u': np.arange(4, dtype=np.uint8), 'c': np.arange(4) * 1j})
+    (batch,) = Dataset(frame, batch_size=4, shuffle=False).batches(1)
+    assert batch[0].dtype == np.complex128
+    assert np.array_equal(batch[0], frame.to_numpy())
+
+
+def test_bool_beside_float_columns_become_float_not_object():
+    pd = pytest.importorskip('pandas')
+    frame = pd.DataFrame({'x': [0.5, 1.5, 2.5], 'flag': [True, False, True]})
+    assert frame.to_numpy().dtype == object  # what pandas itself gives
+    (batch,) = Dataset(frame, batch_size=3, shuffle=False).batches(1)
+    assert batch[0].dtype == np.float64
+    assert batch[0].tolist() == [[0.5, 1.0], [1.5, 0.0], [2.5, 1.0]]
+
+
+def test_nullable_pandas_columns():
+    pd = pytest.importorskip('pandas')
+    ints = pd.DataFrame({'n': pd.array([1, 2, 3], dtype='Int64'), 'flag': [True, False, True]})
+    (batch,) = Dataset(ints, batch_size=3, shuffle=False).batches(1)
+    assert batch[0].dtype == np.int64 and batch[0].tolist() == [[1, 1], [2, 0], [3, 1]]
+    # a missing value next to a float column becomes NaN, and is warned about
+    with_float = pd.DataFrame({'n': pd.array([1, None, 3], dtype='Int64'), 'x': [0.5, 1.0, 2.0]})
+    with pytest.warns(RuntimeWarning, match=r"^Dataset 'train': inputs holds 1 non-finite"):
+        data = Dataset(with_float, name='train', batch_size=3, shuffle=False)
+    (batch,) = data.batches(1)
+    assert batch[0].dtype == np.float64 and np.isnan(batch[0][1, 0])
+    # but an integer or bool column cannot hold it
+    with_int = pd.DataFrame({'n': pd.array([1, None, 3], dtype='Int64'),
+                             'flag': [True, False, True]})
+    with pytest.raises(TypeError, match=r"^Dataset 'train': inputs is a pandas DataFrame whose "
+                                        r"column\(s\) 'n' \(Int64\) hold missing values \(NA\), "
+                                        r'which dtype int64 cannot represent; .*\.fillna'):
+        Dataset(with_int, name='train')
+    flags = pd.Series([True, None], dtype='boolean', name='flag')
+    with pytest.raises(TypeError, match=r"^Dataset 'train': inputs is a pandas Series 'flag' "
+                                        r'of dtype boolean holding missing values'):
+        Dataset(flags, name='train')
+
+
+def test_callable_returning_non_numeric_arrays_is_refused_per_batch():
+    calls = []
+
+    def sample():
+        calls.append(1)
+        labels = np.array(['cat', 'dog'], dtype=object) if len(calls) == 2 else np.zeros(2)
+        return np.ones((2, 3)), labels
+
+    data = Dataset(sample, name='gen', iteration_size=3)
+    batches = data.batches(3)
+    assert not calls  # checked as the batches come, not when the Dataset is made
+    assert next(batches)[1].dtype == np.float64
+    with pytest.raises(TypeError, match=r"^Dataset 'gen': inputs \(a callable\) returned "
+                                        r'batch\[1\] of dtype object \(Python objects\); '
+                                        r'autograd needs bool, integer, float or complex data'):
+        next(batches)
+    with pytest.raises(TypeError, match=r"^Dataset 'gen': .*batch\[0\] of dtype <U3 \(text\)"):
+        next(iter(Dataset(lambda: ('cat',), name='gen')))
+    with pytest.raises(TypeError, match=r"^Dataset 'gen': .*batch\[0\] of dtype "
+                                        r'datetime64\[D\]'):
+        next(iter(Dataset(lambda: [np.array(['2024-01-01'], dtype='datetime64[D]')],
+                          name='gen')))
+    pd = pytest.importorskip('pandas')
+    with pytest.raises(TypeError, match=r"^Dataset 'gen': .*batch\[1\] of dtype category;"):
+        next(iter(Dataset(lambda: (np.zeros(2), pd.Series(['a', 'b'], dtype='category')),
+                          name='gen')))
+    # Python numbers and numeric arrays pass unchanged
+    batch = next(iter(Dataset(lambda: (np.arange(3), 2.0, np.ones(3, dtype=bool)))))
+    assert batch[1] == 2.0 and batch[2].dtype == bool
+
+
+# ---------------------------------------------------------------- the name in every message
+
+
+def names_dataset(call, name):
+    """Run ``call``; it must raise TypeError/ValueError whose message starts with the name."""
+    with pytest.raises((TypeError, ValueError)) as info:
+        call()
+    assert str(info.value).startswith(f'Dataset {name!r}: '), str(info.value)
+
+
+@pytest.mark.parametrize('name', ['train', 'valid', 'my data'])
+def test_every_refusal_starts_with_the_name(name):
+    good = Dataset(np.arange(10.0), name=name)
+    calls = [
+        lambda: Dataset(np.arange(10.0), name=name, batch_size='8'),
+        lambda: Dataset(np.arange(10.0), name=name, iteration_size=0),
+        lambda: Dataset(np.arange(10.0), name=name, axis=2),
+        lambda: Dataset(np.arange(10.0), name=name, rng=-1),
+        lambda: Dataset(np.arange(10.0), name=name, shuffle=None),
+        lambda: Dataset([np.zeros(3), np.zeros(4)], name=name),
+        lambda: Dataset([np.zeros(3), 'text'], name=name),
+        lambda: Dataset(np.array(['a', 'b']), name=name),
+        lambda: Dataset(np.zeros((0, 2)), name=name),
+        lambda: good.batches(-1),
+        lambda: good.ordered_copy(iteration_size=0),
+        lambda: good.load_state_dict({}),
+        lambda: next(iter(Dataset(lambda: None, name=name))),
+        lambda: next(iter(Dataset(lambda: [np.array([None])], name=name))),
+    ]
+    for call in calls:
+        names_dataset(call, name)
+
+
+def test_driver_errors_say_train_or_valid():
+    pd = pytest.importorskip('pandas')
+    import npdownhill as dh
+
+    def loss(params, x, y):
+        return ((x * params['w'] - y) ** 2).mean()
+
+    x, y = np.arange(8.0), np.arange(8.0) * 2
+    bad = pd.DataFrame({'x': x, 'label': ['a', 'b'] * 4})
+    with pytest.raises(TypeError, match=r"^Dataset 'valid': inputs\[0\] is a pandas "
+                                        r"DataFrame with non-numeric column\(s\) 'label'"):
+        dh.minimize(loss, {'w': np.zeros(1)}, [x, y], valid=[bad, y], max_epochs=1)
+    with pytest.raises(TypeError, match=r"^Dataset 'train': inputs\[1\] is an array of "
+                                        r'dtype object'):
+        dh.minimize(loss, {'w': np.zeros(1)}, [x, y.astype(object)], valid=[x, y],
+                    max_epochs=1)
 
 
 # ---------------------------------------------------------------- NaN check
@@ -414,17 +665,18 @@ def test_nan_warning_names_dataset_and_input():
     y = np.ones((10, 2))
     y[3, 1] = np.nan
     y[5, 0] = -np.inf
-    with pytest.warns(RuntimeWarning, match=r"Dataset 'train': input 1 holds 2 non-finite"):
+    with pytest.warns(RuntimeWarning, match=r"^Dataset 'train': inputs\[1\] holds 2 "
+                                            r'non-finite value\(s\) \(NaN or infinity\)$'):
         data = Dataset([x, y], name='train')
     assert len(data) == 10  # a warning, not an error
-    with pytest.warns(RuntimeWarning, match=r'input 0 holds 1 non-finite'):
+    with pytest.warns(RuntimeWarning, match=r"^Dataset 'dataset': inputs holds 1 non-finite"):
         Dataset(np.array([1 + 0j, complex(np.inf, 0)]))
 
 
 def test_finite_and_integer_data_do_not_warn():
     with warnings.catch_warnings():
         warnings.simplefilter('error')
-        Dataset([np.arange(5.0), np.arange(5), np.array(['a'] * 5)])
+        Dataset([np.arange(5.0), np.arange(5), np.ones(5, dtype=bool)])
 
 
 # ---------------------------------------------------------------- state
@@ -492,8 +744,9 @@ def test_callable_state_holds_counters():
     other = Dataset(Sampler())
     other.load_state_dict({k: np.asarray(v) for k, v in state.items()})
     assert other.state_dict()['batches_served'] == 3
-    with pytest.raises(ValueError, match="kind must be 'arrays'"):
-        Dataset(np.arange(5)).load_state_dict(state)
+    with pytest.raises(ValueError, match=r"^Dataset 'gen': load_state_dict\(state\): kind "
+                                         r"must be 'arrays' for this dataset; got 'callable'$"):
+        Dataset(np.arange(5), name='gen').load_state_dict(state)
 
 
 def test_mismatched_state_refused():
@@ -524,6 +777,17 @@ def test_mismatched_state_refused():
         Dataset(np.arange(20)).load_state_dict(dict(state, **{'rng.state.state': 'x'}))
     with pytest.raises(TypeError, match='state must be a mapping; got list'):
         Dataset(np.arange(20)).load_state_dict([])
+    # every refusal names the dataset it was meant for
+    with pytest.raises(ValueError, match=r"^Dataset 'valid': load_state_dict\(state\): "
+                                         r'n_samples must be 21 for this dataset; got 20$'):
+        Dataset(np.arange(21), name='valid').load_state_dict(state)
+    with pytest.raises(ValueError, match=r"^Dataset 'valid': load_state_dict\(state\): "
+                                         r"key 'rng.state.state' does not match"):
+        Dataset(np.arange(20), name='valid').load_state_dict(
+            dict(state, **{'rng.state.state': 'x'}))
+    with pytest.raises(TypeError, match=r"^Dataset 'valid': load_state_dict\(state\): state "
+                                        r'must be a mapping; got list$'):
+        Dataset(np.arange(20), name='valid').load_state_dict([])
     # a refused state leaves the dataset untouched
     target = Dataset(np.arange(20), batch_size=3, rng=1)
     with pytest.raises(ValueError):
