@@ -11,29 +11,44 @@ tuple of arrays, updated in place) with one of its optimizers::
 Three levels of use:
 
 * :func:`minimize` runs a whole fit: batches, validation, patience, the
-  best parameters restored at the end.
+  best parameters restored at the end. Its :class:`RunResult` unpacks as
+  the pair above and carries the history, the best validation and the
+  stop reason.
 * :func:`build` gives an :class:`Optimizer` whose :meth:`~Optimizer.iterate`
   yields the monitors of each epoch to your own loop.
 * :meth:`Optimizer.step`, :meth:`~Optimizer.update`, :meth:`~Optimizer.apply`
   and :meth:`~Optimizer.get_updates` take one step inside a loop you own.
+
+The package is layered, each layer using only those below it:
+foundations (:mod:`~npdownhill.tree`, :mod:`~npdownhill.hyper`,
+:mod:`~npdownhill.options`, :mod:`~npdownhill.codec`,
+:mod:`~npdownhill.npzfile`, :mod:`~npdownhill.rngstate`,
+:mod:`~npdownhill.errors`); the engine (:mod:`~npdownhill.optimizer`,
+:mod:`~npdownhill.pipeline`, :mod:`~npdownhill.optimizer_state`,
+:mod:`~npdownhill.monitors`, :mod:`~npdownhill.diagnostics`,
+:mod:`~npdownhill.registry`, the rules and :mod:`~npdownhill.schedules`);
+the run (:mod:`~npdownhill.dataset`, :mod:`~npdownhill.runstate`,
+:mod:`~npdownhill.checkpoint`, :mod:`~npdownhill.run`,
+:mod:`~npdownhill.result`, :mod:`~npdownhill.driver`).
 """
 
 from . import schedules
 from .adam import AMSGrad, Adam, Adamax, AdamW, NAdam, RAdam
 from .adaptive import ADADELTA, ADAGRAD, ESGD, Adadelta, AdaGrad, RMSProp, RProp
-from .base import Optimizer, apply_updates
-from .registry import algorithms, build
 from .dataset import Dataset
-from .driver import EpochInfo, minimize
+from .driver import minimize
 from .errors import NonFiniteError
 from .first_order import NAG, SGD, Momentum
+from .optimizer import Optimizer, apply_updates
+from .registry import algorithms, build
+from .result import EpochInfo, RunResult
 from .tree import pack
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "minimize", "build", "algorithms", "apply_updates", "pack", "Optimizer", "Dataset",
-    "EpochInfo", "NonFiniteError", "schedules",
+    "EpochInfo", "RunResult", "NonFiniteError", "schedules",
     "SGD", "NAG", "Momentum", "RMSProp", "RProp", "ADAGRAD", "AdaGrad", "ADADELTA", "Adadelta",
     "ESGD", "Adam", "Adamax", "AMSGrad", "NAdam", "AdamW", "RAdam",
 ]

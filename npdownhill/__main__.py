@@ -11,6 +11,7 @@ Run ``python -m npdownhill --help`` for the options.
 
 import argparse
 import logging
+import os
 import sys
 
 import autograd.numpy as anp
@@ -59,10 +60,16 @@ def factorization_problem(rows=20, cols=5, rank=3, seed=0):
     return y, params, loss, monitors
 
 
+def _program_name():
+    """``npdownhill-demo`` when run through that script, else ``python -m npdownhill``."""
+    script = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return script if script.startswith("npdownhill-demo") else "python -m npdownhill"
+
+
 def main(argv=None):
     """Entry point of ``python -m npdownhill``; returns the process exit code."""
     parser = argparse.ArgumentParser(
-        prog="python -m npdownhill",
+        prog=_program_name(),
         description="Fit a regularized rank-3 factorization of a 20x5 matrix and print the "
                     "result: a demo of npdownhill.")
     parser.add_argument("--algo", default="rmsprop", type=str.lower, choices=algorithms(),
@@ -85,12 +92,13 @@ def main(argv=None):
         hyper["learning_rate"] = 0.01
     opt = build(args.algo, loss, params, monitors=monitors, **hyper)
     before = opt.evaluate([y])
-    opt.minimize([y], batch_size=0, max_epochs=args.max_epochs, validate_every=10, patience=20)
+    result = opt.minimize([y], batch_size=0, max_epochs=args.max_epochs, validate_every=10,
+                          patience=20)
     after = opt.evaluate([y])      # the params now hold the best values found
     print(f"npdownhill demo: {type(opt).__name__} on a regularized rank-3 factorization "
           f"of a 20x5 matrix")
-    print(f"  epochs run          {len(opt.history)}  ({opt.updates} updates, "
-          f"stopped by {opt.run['stop'] or 'the end of the data'})")
+    print(f"  epochs run          {result.epochs}  ({result.updates} updates, "
+          f"stopped by {result.stop}; best at epoch {result.best_epoch})")
     print(f"  loss                {before['loss']:.6f} -> {after['loss']:.6f}")
     print(f"  squared error       {before['err']:.6f} -> {after['err']:.6f}")
     print(f"  |u| < 0.1           {after['|u|<0.1']:.1%} of entries")

@@ -11,8 +11,9 @@ with bias corrections :math:`\mathrm{bc}_1 = 1 - \beta_1^t`,
 
 downhill's halflife spellings are accepted: ``beta1_halflife`` /
 ``beta2_halflife`` :math:`h` mean :math:`\beta = e^{-\ln 2 / h}` (downhill's
-defaults 7 and 69 give 0.9057 and 0.9900); pycmtensor's ``b1`` / ``b2`` and
-downhill's ``rms_regularizer`` (for ``epsilon``) too.
+defaults 7 and 69 give 0.9057 and 0.9900); pycmtensor's ``b1`` / ``b2``,
+torch's ``betas=(b1, b2)`` and downhill's ``rms_regularizer`` (for
+``epsilon``) too.
 """
 
 import math
@@ -20,8 +21,9 @@ import math
 import numpy as np
 
 from . import hyper as H
-from .base import Optimizer
+from .optimizer import Optimizer
 from .pipeline import ema, ema_square
+from .registry import register
 
 __all__ = ["Adam", "AMSGrad", "AdamW", "Adamax", "NAdam", "RAdam"]
 
@@ -43,6 +45,7 @@ class _Moments(Optimizer):
                            aliases={"rms_regularizer": H.identity_alias}),
     }
     state_names = ("m", "v")
+    compound_aliases = {"betas": ("beta1", "beta2")}    # torch's spelling
 
     def _first_moment(self, g):
         # m = b1 m + (1 - b1) g
@@ -67,6 +70,7 @@ class _Moments(Optimizer):
         u *= scale
 
 
+@register
 class Adam(_Moments):
     r"""Adam: steps from bias-corrected running moments of the gradient.
 
@@ -87,7 +91,8 @@ class Adam(_Moments):
     beta1 : float, default 0.9
         Also ``b1`` or ``beta1_halflife``.
     beta2 : float, default 0.999
-        Also ``b2`` or ``beta2_halflife``.
+        Also ``b2`` or ``beta2_halflife``; ``betas=(beta1, beta2)`` sets both
+        (torch's spelling).
     epsilon : float, default 1e-8
         Also ``rms_regularizer``; may be 0.
     epsilon_hat : bool, default False
@@ -119,6 +124,7 @@ class Adam(_Moments):
         return v
 
 
+@register
 class AMSGrad(Adam):
     r"""AMSGrad: Adam with a never-decreasing second moment.
 
@@ -154,6 +160,7 @@ class AMSGrad(Adam):
         return v_max
 
 
+@register
 class AdamW(Adam):
     r"""AdamW: Adam with decoupled weight decay, 0.01 by default.
 
@@ -188,6 +195,7 @@ class AdamW(Adam):
     }
 
 
+@register
 class Adamax(_Moments):
     r"""Adamax: Adam with an infinity-norm second statistic.
 
@@ -245,6 +253,7 @@ class Adamax(_Moments):
         u *= lr / (1 - h["beta1"] ** t)
 
 
+@register
 class NAdam(_Moments):
     r"""NAdam: Adam with Nesterov momentum and a warming momentum schedule.
 
@@ -282,12 +291,12 @@ class NAdam(_Moments):
         "learning_rate": H.learning_rate(2e-3),
         "momentum_decay": H.Hyper(4e-3, H.nonnegative, "psi of the momentum schedule"),
     }
-    state_names = ("m", "v", "mu_product")
+    state_names = ("m", "v")
 
-    def _init_state(self):
-        state = super()._init_state()
-        state["mu_product"] = np.ones((), np.float64)   # Pi_0 = 1
-        return state
+    def _state_spec(self, hyper):
+        spec = super()._state_spec(hyper)
+        spec["mu_product"] = np.ones((), np.float64)   # Pi_0 = 1
+        return spec
 
     def _rule(self, g, u, t, lr):
         h, tmp = self.hyper, self._tmp
@@ -311,6 +320,7 @@ class NAdam(_Moments):
         u += tmp
 
 
+@register
 class RAdam(_Moments):
     r"""RAdam: Adam whose adaptive step is switched on once its variance is tractable.
 

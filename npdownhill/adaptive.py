@@ -10,8 +10,9 @@ import numpy as np
 from autograd import make_hvp
 
 from . import hyper as H
-from .base import Optimizer
+from .optimizer import Optimizer
 from .pipeline import ema, ema_square
+from .registry import register
 
 __all__ = ["RMSProp", "RProp", "ADAGRAD", "AdaGrad", "ADADELTA", "Adadelta", "ESGD"]
 
@@ -29,6 +30,7 @@ def _eps(default):
                    aliases=_EPS_ALIAS)
 
 
+@register
 class RMSProp(Optimizer):
     r"""RMSProp: divide the gradient by a running RMS of recent gradients.
 
@@ -90,17 +92,23 @@ class RMSProp(Optimizer):
         "centered": H.Hyper(False, H.boolean, "divide by the variance (Graves' form)"),
         "epsilon_inside": H.Hyper(True, H.boolean, "epsilon under the square root (False: torch's form)"),
     }
-    state_names = ("r", "f")
+    state_names = ("r",)
+
+    def _state_spec(self, hyper):
+        spec = super()._state_spec(hyper)
+        if hyper["centered"]:
+            spec["f"] = 0.0          # the running mean of g, only for the centered form
+        return spec
 
     def _rule(self, g, u, t, lr):
         h, tmp = self.hyper, self._tmp
         rho, eps = h["rho"], h["epsilon"]
-        r, f = self.state["r"], self.state["f"]
+        r = self.state["r"]
         # r = rho r + (1 - rho) g^2
         second = ema_square(r, g, rho, tmp)
         if h["centered"]:
             # f = rho f + (1 - rho) g;  second moment -> variance r - f^2
-            ema(f, g, rho, tmp)
+            f = ema(self.state["f"], g, rho, tmp)
             np.multiply(f, f, out=tmp)
             np.subtract(r, tmp, out=u)
             np.maximum(u, 0, out=u)   # a variance: rounding must not make it negative
@@ -116,6 +124,15 @@ class RMSProp(Optimizer):
         u *= lr
 
 
+def _initial_step(call, name, value):
+    if callable(value):
+        raise TypeError(f"{call}({name}={value!r}): RProp's {name} is the initial step size, "
+                        "used once, so a schedule cannot take effect; pass a number (and "
+                        "change it later with set_hyperparameters if you need to)")
+    return H.nonnegative(call, name, value)
+
+
+@register
 class RProp(Optimizer):
     r"""Resilient backpropagation (iRprop-): per-element step sizes driven by sign changes.
 
@@ -140,7 +157,9 @@ class RProp(Optimizer):
         See :class:`~npdownhill.Optimizer`.
     learning_rate : float, default 0.1
         The initial step size :math:`s_0` (Riedmiller & Braun's
-        :math:`\Delta_0`). A schedule is evaluated once, at step 0.
+        :math:`\Delta_0`). It is used once, so a schedule is refused.
+        Changing it later (``set_hyperparameters``, a resumed run) rescales
+        every current step size by new / old.
     rprop_increase : float, default 1.2
         :math:`\eta^+ > 1`.
     rprop_decrease : float, default 0.5
@@ -168,7 +187,8 @@ class RProp(Optimizer):
 
     name = "rprop"
     hyperparameters = {
-        "learning_rate": _lr(0.1),
+        "learning_rate": H.Hyper(0.1, _initial_step, "initial step size s_0 (a number)",
+                                 aliases={"lr": H.identity_alias}),
         "rprop_increase": H.Hyper(1.2, lambda c, n, v: H.number(c, n, v, low=1, low_open=True),
                                   "step growth factor eta+ > 1"),
         "rprop_decrease": H.Hyper(0.5, lambda c, n, v: H.number(c, n, v, low=0, high=1,
@@ -186,10 +206,21 @@ class RProp(Optimizer):
         if lo > hi:
             raise ValueError(f"{call}: rprop_min_step must be <= rprop_max_step; got {lo} > {hi}")
 
-    def _init_state(self):
-        state = super()._init_state()
-        state["step_size"].fill(self._scheduled("learning_rate", 0))
-        return state
+    def _state_spec(self, hyper):
+        spec = super()._state_spec(hyper)
+        spec["step_size"] = hyper["learning_rate"]     # s_0
+        return spec
+
+    def _hyper_changed(self, old, changed):
+        super()._hyper_changed(old, changed)
+        if "learning_rate" in changed:
+            # a new initial step size: before the first update it is s_0; later every
+            # adapted step size is rescaled by new / old, keeping what each learned
+            s, new, before = self.state["step_size"], self.hyper["learning_rate"], old["learning_rate"]
+            if self.updates == 0 or before == 0:
+                s.fill(new)
+            else:
+                s *= new / before
 
     def _rule(self, g, u, t, lr):
         h, tmp = self.hyper, self._tmp
@@ -214,6 +245,7 @@ class RProp(Optimizer):
         u *= s
 
 
+@register
 class ADAGRAD(Optimizer):
     r"""ADAGRAD: scale each element by the root of its accumulated squared gradients.
 
@@ -237,7 +269,8 @@ class ADAGRAD(Optimizer):
         ``False`` gives torch.optim.Adagrad's :math:`g / (\sqrt{a} + \epsilon)`.
     initial_accumulator : float, default 0
         :math:`a_0`; optax and Keras start at 0.1, torch's
-        ``initial_accumulator_value`` is this.
+        ``initial_accumulator_value`` is this. Changing it after updates
+        shifts the accumulator by new - old (it is :math:`a_0 + \sum g^2`).
     **kwargs
         The shared hyperparameters of :class:`~npdownhill.Optimizer`.
 
@@ -256,10 +289,16 @@ class ADAGRAD(Optimizer):
     }
     state_names = ("accumulator",)
 
-    def _init_state(self):
-        state = super()._init_state()
-        state["accumulator"].fill(self.hyper["initial_accumulator"])
-        return state
+    def _state_spec(self, hyper):
+        spec = super()._state_spec(hyper)
+        spec["accumulator"] = hyper["initial_accumulator"]   # a_0
+        return spec
+
+    def _hyper_changed(self, old, changed):
+        super()._hyper_changed(old, changed)
+        if "initial_accumulator" in changed:
+            # a_t = a_0 + sum g^2: a new a_0 shifts the accumulator by the difference
+            self.state["accumulator"] += self.hyper["initial_accumulator"] - old["initial_accumulator"]
 
     def _rule(self, g, u, t, lr):
         h, tmp = self.hyper, self._tmp
@@ -281,6 +320,7 @@ class ADAGRAD(Optimizer):
 AdaGrad = ADAGRAD
 
 
+@register
 class ADADELTA(Optimizer):
     r"""ADADELTA: a step in the units of the parameters, from two running averages.
 
@@ -346,6 +386,7 @@ class ADADELTA(Optimizer):
 Adadelta = ADADELTA
 
 
+@register
 class ESGD(Optimizer):
     r"""Equilibrated SGD: precondition by a running estimate of the Hessian's row norms.
 

@@ -520,6 +520,11 @@ class Dataset:
         return self._n
 
     @property
+    def n_inputs(self):
+        """int or None: Arrays in each batch; None for a callable input (known per batch)."""
+        return None if self._arrays is None else len(self._arrays)
+
+    @property
     def batches_per_pass(self):
         """int or None: Batches in one pass; None for a callable input."""
         return self._batches_per_pass

@@ -8,11 +8,13 @@ base class applies to every algorithm (see :class:`~npdownhill.Optimizer`).
 import numpy as np
 
 from . import hyper as H
-from .base import Optimizer
+from .optimizer import Optimizer
+from .registry import register
 
 __all__ = ["SGD", "Momentum", "NAG"]
 
 
+@register
 class SGD(Optimizer):
     r"""Stochastic gradient descent.
 
@@ -61,6 +63,7 @@ class SGD(Optimizer):
         np.multiply(g, lr, out=u)
 
 
+@register
 class Momentum(SGD):
     r"""SGD with classical (or Nesterov) momentum, 0.9 by default.
 
@@ -98,6 +101,7 @@ class Momentum(SGD):
     }
 
 
+@register
 class NAG(Momentum):
     r"""Nesterov's accelerated gradient: SGD with Nesterov momentum, 0.9 by default.
 

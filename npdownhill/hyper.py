@@ -18,10 +18,11 @@ mean ``beta1`` / ``beta2``, and ``lr`` means ``learning_rate``.
 import difflib
 import math
 import numbers
+import re
 
 import numpy as np
 
-__all__ = ["Hyper", "suggest", "number", "halflife_to_decay", "learning_rate"]
+__all__ = ["Hyper", "suggest", "number", "halflife_to_decay", "learning_rate", "describe"]
 
 
 def _edit_distance(a, b):
@@ -242,3 +243,19 @@ def decay_aliases(prefix="rms"):
 def identity_alias(call, name, value):
     """Convert an alias that is just another spelling of the canonical name."""
     return value
+
+
+def describe(value):
+    """A stable text for a hyperparameter value, to save and to compare on resume.
+
+    Numbers, strings and containers use ``repr``. A function is named by its
+    module and qualified name (``repr`` would show a memory address that
+    changes from one process to the next); other callables (schedules) use
+    their ``repr`` with any ``at 0x...`` address removed.
+    """
+    if callable(value) and hasattr(value, "__qualname__") and hasattr(value, "__module__"):
+        return f"{value.__module__}.{value.__qualname__}"
+    return _ADDRESS.sub("", repr(value))
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")

@@ -2,8 +2,8 @@
 
 Run as ``python _resume_run.py CONFIG.json``: builds the same small problem
 every time (seeded data, fresh parameters), runs ``npdownhill.minimize`` with
-the options in the config, and writes the final parameters and the
-optimizer's ``state_dict()`` to ``config["out"]`` (an ``.npz``). Running each
+the options in the config, and writes the final parameters and the whole
+run as a checkpoint would hold it to ``config["out"]`` (an ``.npz``). Running each
 leg in its own process makes sure that nothing but the checkpoint file
 carries a run from one leg to the next.
 
@@ -45,6 +45,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import npdownhill as dh  # noqa: E402
+from npdownhill import checkpoint  # noqa: E402
 
 N_TRAIN, N_VALID, BATCH = 64, 40, 16
 
@@ -125,9 +126,10 @@ def run(config):
 
 
 def result_arrays(params, opt):
-    """Final params and state dict as arrays (run time and wall clock left out)."""
+    """Final params and the whole run (optimizer, run state, history, data positions:
+    what a checkpoint would hold) as arrays, run time and wall clock left out."""
     out = {f"param.{k}": np.asarray(v) for k, v in params.items()}
-    for key, value in opt.state_dict().items():
+    for key, value in checkpoint.encode(opt.run).items():
         if key in ("run.elapsed", "history.time"):
             continue
         out[f"state.{key}"] = np.asarray(value)

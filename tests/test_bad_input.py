@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 import npdownhill as dh
 from npdownhill import hyper as H
 from npdownhill.registry import _REGISTRY
-from npdownhill.driver import DRIVER_OPTIONS
+from npdownhill.options import RUN_OPTIONS as DRIVER_OPTIONS
 
 PACKAGE = os.path.dirname(os.path.abspath(dh.__file__))
 ALGORITHMS = dh.algorithms()
@@ -266,7 +266,7 @@ def test_bad_momentum_schedule_value_changes_no_state(algo):
 # ---------------------------------------------------------------------------
 
 DRIVER_BAD = {
-    "batch_size": ["16", 1.5, True, math.nan, None, [16]],
+    "batch_size": ["16", 1.5, True, math.nan, [16]],          # None means the default
     "train_batches": [0, -1, 1.5, "2", True, math.inf],
     "valid_batches": [0, -3, 2.5, "1", False],
     "max_updates": [-1, 1.5, "10", math.nan, True],
@@ -278,6 +278,7 @@ DRIVER_BAD = {
     "checkpoint": [3, 1.5, ["a.npz"], True],
     "checkpoint_every": [0, -2, 1.5, "1", True, None],
     "on_nonfinite": ["ignore", None, 1, "RAISE", True],
+    "resume_changes": ["ignore", None, 1, "WARN", True],
 }
 
 

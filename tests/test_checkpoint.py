@@ -104,7 +104,8 @@ def test_state_dict_is_plain_and_complete(algo):
     assert str(state["algorithm"]) == algo
     assert int(state["updates"]) == 3
     assert np.array_equal(state["params"], opt.layout.read(opt.layout.empty()))
-    assert "best" in state and float(state["best_loss"]) == opt.best_loss
+    assert not any(k.startswith(("run.", "history.", "best")) for k in state), \
+        "the engine's state holds the run's"
     for name in opt.state:
         assert np.array_equal(state[f"state.{name}"], opt.state[name])
     for name in type(opt)._hypers:
@@ -118,21 +119,23 @@ def test_state_dict_is_plain_and_complete(algo):
         assert set(f.files) == set(state)
 
 
-def test_state_dict_holds_run_counters_and_dataset_positions(tmp_path):
+def test_checkpoint_holds_run_counters_best_params_and_dataset_positions(tmp_path):
     train, valid = R.problem()
     params = R.fresh_params()
     opt = dh.build("adam", R.mse, params, rng=3)
     path = tmp_path / "run.npz"
     opt.minimize(train, valid, batch_size=16, max_epochs=2, validate_every=1,
                  patience=1, checkpoint=path)
-    state = opt.state_dict()
-    for key in ("run.epoch", "run.updates", "run.bad", "run.partial_batches", "best", "best_loss"):
+    state = _load(path)
+    for key in ("run.epoch", "run.updates", "run.bad", "run.partial.batches", "run.best",
+                "run.best_loss", "run.best_epoch", "history.epoch", "content"):
         assert key in state, key
     assert int(state["run.epoch"]) == 2 and int(state["run.updates"]) == 8
-    with np.load(path, allow_pickle=False) as f:
-        files = set(f.files)
-    assert {"data.train.position", "data.train.permutation", "data.valid.position"} <= files
-    assert any(k.startswith("data.train.rng.") for k in files)
+    assert float(state["run.best_loss"]) == opt.best_loss
+    assert np.array_equal(state["run.best"], opt.run.best)
+    assert state["history.epoch"].tolist() == [0, 1, 2]
+    assert {"data.train.position", "data.train.permutation", "data.valid.position"} <= set(state)
+    assert any(k.startswith("data.train.rng.") for k in state)
 
 
 @pytest.mark.parametrize("algo", dh.algorithms())
@@ -533,9 +536,10 @@ def test_checkpoint_of_another_run_is_refused_by_minimize(tmp_path):
             assert word in str(info.value), str(info.value)
         assert np.array_equal(params["w"], [1.0, 2.0, 3.0])
         assert path.read_bytes() == old
-    # a bare optimizer state (no dataset positions) is refused by a run with data
+    # a bare optimizer state is not a run checkpoint: refused, saying so
     trained("rmsprop").save_state(path)
-    with pytest.raises(ValueError, match="data positions"):
+    with pytest.raises(ValueError, match="optimizer state written by save_state, not a run "
+                                         "checkpoint"):
         dh.minimize(R.mse, R.fresh_params(), train, valid, algo="rmsprop", checkpoint=path)
 
 
@@ -687,11 +691,12 @@ def test_ctrl_c_saves_the_checkpoint_at_once(tmp_path):
                           "checkpoint_every": 100}}
     _wait(_spawn(config, tmp_path, "ctrl_c"))
     saved = _load(ckpt)
-    assert saved["run.epoch"].item() == 0 and saved["run.partial_batches"].item() == 2
+    assert saved["run.epoch"].item() == 0 and saved["run.partial.batches"].item() == 2
     assert saved["updates"].item() == 2 and saved["data.train.position"].item() == 32
     final = _load(config["out"])                # the run ended there, with the best params
-    assert final["state.run.partial_batches"].item() == 2
-    assert np.array_equal(final["param.w"], final["state.best"][:3])
+    assert final["state.run.partial.batches"].item() == 2
+    assert final["state.run.stop"].item() == "interrupted"
+    assert np.array_equal(final["param.w"], final["state.run.best"][:3])
 
 
 def test_rerunning_a_finished_run_changes_nothing(tmp_path):
@@ -708,7 +713,7 @@ def test_rerunning_a_finished_run_changes_nothing(tmp_path):
     state2 = dh.build("adam", R.mse, R.fresh_params())
     state2.load_state(path)
     assert state2.updates == state1.updates == 6      # 3 epochs of 2 batches
-    assert state2.run["epoch"] == 3
+    assert _load(path)["run.epoch"].item() == 3
 
 
 def test_checkpoint_in_a_missing_folder_is_refused_before_training(tmp_path):

@@ -101,8 +101,9 @@ def test_algorithm_docstrings_give_equations_defaults_and_references(name):
     assert "learning_rate" in doc
 
 
-@pytest.mark.parametrize("module", ["tree", "base", "driver", "dataset", "schedules", "hyper",
-                                    "adaptive", "adam", "first_order", "checkpoint"])
+@pytest.mark.parametrize("module", ["tree", "optimizer", "driver", "dataset", "schedules", "hyper",
+                                    "adaptive", "adam", "first_order", "checkpoint", "result",
+                                    "run", "registry", "options", "diagnostics"])
 def test_docstring_examples_run(module):
     import doctest
     import importlib

@@ -45,7 +45,7 @@ def test_max_updates_stops_exactly_and_yields_the_partial_epoch():
     pairs = list(opt.iterate([x], max_updates=12, batch_size=2, rng=0))   # 5 updates per epoch
     assert opt.updates == 12
     assert len(pairs) == 3
-    assert [r["updates"] for r in opt.history] == [5, 10, 12]
+    assert [r["updates"] for r in opt.history] == [0, 5, 10, 12]     # epoch 0: the start
 
 
 def test_validation_before_the_first_epoch_every_n_epochs_and_at_the_end(caplog):
@@ -55,7 +55,8 @@ def test_validation_before_the_first_epoch_every_n_epochs_and_at_the_end(caplog)
                          patience=100))
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("validation")]
     assert [int(line.split()[1]) for line in lines] == [0, 3, 6, 7]
-    assert opt.history_arrays()["validated"].tolist() == [False, False, True, False, False, True, True]
+    assert opt.history_arrays()["validated"].tolist() == [True, False, False, True, False, False,
+                                                         True, True]
 
 
 def test_log_lines_follow_downhills_format(caplog):
@@ -70,11 +71,21 @@ def test_log_lines_follow_downhills_format(caplog):
 
 
 def test_patience_counts_failed_validations():
-    # lr = 0: nothing ever improves after the first validation
+    # lr = 0: nothing ever improves after the first validation. patience=3 tolerates
+    # three failed validations (epochs 2, 4, 6) and the fourth (epoch 8) ends the run
     opt = dh.SGD(pull, {"w": np.zeros(1)}, learning_rate=0.0)
     list(opt.iterate([constant_data(1.0)], batch_size=0, validate_every=2, patience=3))
-    assert len(opt.history) == 6                      # validations at 2, 4, 6 fail
-    assert opt.run["stop"] == "patience"
+    assert opt.history[-1]["epoch"] == 8
+    assert opt.run.state.stop == "patience"
+
+
+@pytest.mark.parametrize("patience, stop_epoch", [(0, 1), (1, 2), (2, 3)])
+def test_patience_is_the_number_of_failures_tolerated(patience, stop_epoch):
+    # as downhill and reduce_on_plateau: patience=0 stops at the first failed
+    # validation, patience=1 at the second (they used to be the same)
+    opt = dh.SGD(pull, {"w": np.zeros(1)}, learning_rate=0.0)
+    list(opt.iterate([constant_data(1.0)], batch_size=0, validate_every=1, patience=patience))
+    assert opt.history[-1]["epoch"] == stop_epoch and opt.run.state.stop == "patience"
 
 
 def _scripted_validation(losses, min_improvement, patience):
@@ -90,7 +101,7 @@ def _scripted_validation(losses, min_improvement, patience):
     list(opt.iterate([constant_data(1.0, 4)], valid=[np.ones((1, 1))], batch_size=0,
                      validate_every=1, patience=patience, min_improvement=min_improvement,
                      max_epochs=len(losses) - 1))
-    return len(opt.history), opt.best_loss
+    return opt.history[-1]["epoch"], opt.best_loss
 
 
 def test_improvement_rule_uses_the_absolute_best_for_negative_losses():
@@ -98,15 +109,15 @@ def test_improvement_rule_uses_the_absolute_best_for_negative_losses():
     # -10.5 and -10.9 fail, -11.5 improves, then -11.6, -11.7, -11.8 fail (need < -12.65).
     # (A rule written best * (1 - 0.1) = -9 would wrongly accept -10.5.)
     epochs, best = _scripted_validation([-10.0, -10.5, -10.9, -11.5, -11.6, -11.7, -11.8,
-                                         -20.0, -30.0], 0.1, patience=3)
+                                         -20.0, -30.0], 0.1, patience=2)
     assert best == -11.5
     assert epochs == 6
 
 
 def test_improvement_rule_for_positive_losses():
     # best 10: an improvement needs loss < 9; 9.5 fails, 8.9 improves, then 8.5, 8.2
-    # and 8.1 fail (need < 8.01) and patience 3 stops the run before 5.0
-    epochs, best = _scripted_validation([10.0, 9.5, 8.9, 8.5, 8.2, 8.1, 5.0, 5.0], 0.1, patience=3)
+    # and 8.1 fail (need < 8.01): patience 2 tolerates two and stops the run before 5.0
+    epochs, best = _scripted_validation([10.0, 9.5, 8.9, 8.5, 8.2, 8.1, 5.0, 5.0], 0.1, patience=2)
     assert best == 8.9
     assert epochs == 5
 
@@ -160,8 +171,8 @@ def test_keyboard_interrupt_ends_the_run_cleanly_with_the_best_params():
     opt = dh.SGD(loss, p, learning_rate=0.05)
     train_monitors, valid_monitors = opt.minimize([train], valid=[valid], batch_size=0,
                                                   validate_every=1, patience=100)
-    assert 0 < len(opt.history) < 40
-    best_epoch = min(range(len(opt.history) + 1), key=lambda k: (1 - 0.9 ** k - 0.3) ** 2)
+    assert 1 < len(opt.history) < 40
+    best_epoch = min(range(len(opt.history)), key=lambda k: (1 - 0.9 ** k - 0.3) ** 2)
     assert p["w"][0] == pytest.approx(1 - 0.9 ** best_epoch, rel=1e-12)
 
 
@@ -179,7 +190,7 @@ def test_callback_receives_epoch_info_and_stop_iteration_stops():
     assert [i.epoch for i in infos] == [1, 2, 3, 4]
     assert [i.validated for i in infos] == [False, True, False, True]
     assert infos[0].optimizer is opt and infos[1].updates == 2
-    assert len(pairs) == 4 and opt.run["stop"] == "callback"
+    assert len(pairs) == 4 and opt.run.state.stop == "callback"
 
 
 def test_a_failing_loss_restores_the_best_params_and_raises():
@@ -225,7 +236,7 @@ def test_valid_none_validates_on_the_training_data_in_order():
     assert valid["loss"] == pytest.approx(np.mean(x ** 2), rel=1e-15)
     data = dh.Dataset([x], batch_size=3, rng=0)
     opt.minimize(data, max_epochs=1)
-    assert opt.run["last_valid"]["loss"] == pytest.approx(np.mean(x ** 2), rel=1e-15)
+    assert opt.run.state.last_valid["loss"] == pytest.approx(np.mean(x ** 2), rel=1e-15)
 
 
 def test_train_none_means_one_update_per_epoch_on_params_alone():
@@ -253,13 +264,15 @@ def test_history_arrays_are_ready_to_plot():
     opt = dh.SGD(pull, {"w": np.zeros(1)}, learning_rate=0.1)
     list(opt.iterate([constant_data(1.0)], batch_size=0, max_epochs=5, validate_every=2))
     h = opt.history_arrays()
-    assert h["epoch"].tolist() == [1, 2, 3, 4, 5]
-    assert h["updates"].tolist() == [1, 2, 3, 4, 5]
+    assert h["epoch"].tolist() == [0, 1, 2, 3, 4, 5]
+    assert h["updates"].tolist() == [0, 1, 2, 3, 4, 5]
     assert np.all(np.diff(h["time"]) >= 0)
-    np.testing.assert_allclose(h["train.loss"], [(1 - (1 - 0.8 ** k)) ** 2 for k in range(5)])
-    assert np.isnan(h["valid.loss"][[0, 2]]).all()
-    assert h["valid.loss"][1] == pytest.approx((0.8 ** 2) ** 2)
-    assert h["validated"].tolist() == [False, True, False, True, True]
+    assert np.isnan(h["train.loss"][0])              # epoch 0 is the start: validated only
+    np.testing.assert_allclose(h["train.loss"][1:], [(1 - (1 - 0.8 ** k)) ** 2 for k in range(5)])
+    assert h["valid.loss"][0] == 1.0                 # the start point's validation is kept
+    assert np.isnan(h["valid.loss"][[1, 3]]).all()
+    assert h["valid.loss"][2] == pytest.approx((0.8 ** 2) ** 2)
+    assert h["validated"].tolist() == [True, False, True, False, True, True]
 
 
 def test_driver_options_are_validated():
@@ -273,5 +286,5 @@ def test_driver_options_are_validated():
         opt.iterate(x, on_nonfinite="ignore")
     with pytest.raises(ValueError, match=r"max_updates must be >= 0; got -1"):
         opt.iterate(x, max_updates=-1)
-    with pytest.raises(TypeError, match=r"the driver needs a loss"):
+    with pytest.raises(TypeError, match=r"a run needs a loss"):
         dh.SGD(None, np.zeros(1)).iterate(x)

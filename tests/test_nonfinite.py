@@ -98,6 +98,12 @@ def assert_is_best(opt, params):
         assert np.isfinite(params[name]).all()
 
 
+def load(path):
+    """A checkpoint file's entries as Python values."""
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k].item() if f[k].ndim == 0 else f[k] for k in f.files}
+
+
 # ---------------------------------------------------------------------------
 # on_nonfinite='raise'
 # ---------------------------------------------------------------------------
@@ -158,7 +164,7 @@ def test_raise_with_checkpoint_keeps_the_last_good_file(tmp_path):
         opt.minimize(train, valid, batch_size=R.BATCH, max_epochs=5, checkpoint=path)
     other, _ = make("adam")
     other.load_state(path)
-    assert other.run["epoch"] == 2
+    assert load(path)["run.epoch"] == 2
     assert all(np.isfinite(leaf).all() for leaf in other.layout.arrays)
 
 
@@ -176,7 +182,7 @@ def test_nan_validation_is_no_improvement_and_no_error():
     opt, params = make("sgd", loss)
     train, valid = R.problem()
     opt.minimize(train, valid, batch_size=R.BATCH, validate_every=1, max_epochs=2)
-    assert np.isnan(opt.history[0]["valid"]["loss"])
+    assert np.isnan(opt.history[1]["valid"]["loss"])      # history[0] is the start point
     assert np.isfinite(opt.best_loss)
     assert_is_best(opt, params)
 
@@ -227,10 +233,9 @@ def test_skip_monitor_is_saved_and_resumed(tmp_path):
     train, valid = R.problem()
     opt.minimize(train, valid, batch_size=R.BATCH, max_updates=BATCHES_PER_EPOCH + 2,
                  on_nonfinite="skip", checkpoint=path)
-    assert opt.run["partial_skipped"] == 1
-    again, _ = make("sgd")
-    again.load_state(path)
-    assert again.run["partial_skipped"] == 1 and again.run["partial_batches"] == 3
+    assert opt.run.state.partial.skipped == 1
+    saved = load(path)
+    assert saved["run.partial.skipped"] == 1 and saved["run.partial.batches"] == 3
 
 
 # ---------------------------------------------------------------------------
@@ -245,17 +250,29 @@ def test_stop_ends_normally_with_the_best_parameters(tmp_path):
                                                   validate_every=1, max_epochs=5,
                                                   on_nonfinite="stop", checkpoint=path)
     assert "loss" in valid_monitors
-    assert opt.run["stop"] == "nonfinite"
+    assert opt.run.state.stop == "nonfinite"
     assert opt.updates == BATCHES_PER_EPOCH + 2
     assert_is_best(opt, params)
-    final = {k: v.copy() for k, v in params.items()}
-    # the same command again: the run is over, nothing more is trained
+    saved = load(path)
+    assert saved["run.stop"] == "nonfinite" and saved["updates"] == BATCHES_PER_EPOCH + 2
+
+
+def test_a_run_stopped_on_a_nonfinite_value_can_be_continued(tmp_path):
+    """The checkpoint of a run that ended with on_nonfinite='stop' is not a dead end:
+    the same command with a loss that behaves now continues it to max_epochs."""
+    path = tmp_path / "stop.npz"
+    opt, params = make("rmsprop", faulty_loss(BATCHES_PER_EPOCH + 3, "inf_loss"))
+    train, valid = R.problem()
+    opt.minimize(train, valid, batch_size=R.BATCH, validate_every=1, max_epochs=5,
+                 on_nonfinite="stop", checkpoint=path)
+    assert opt.updates == BATCHES_PER_EPOCH + 2
     opt2, params2 = make("rmsprop", R.mse)
-    opt2.minimize(train, valid, batch_size=R.BATCH, validate_every=1, max_epochs=5,
-                  on_nonfinite="stop", checkpoint=path)
-    assert opt2.updates == BATCHES_PER_EPOCH + 2
-    for name in final:
-        assert np.array_equal(params2[name], final[name])
+    result = opt2.minimize(train, valid, batch_size=R.BATCH, validate_every=1, max_epochs=5,
+                           on_nonfinite="stop", checkpoint=path)
+    assert result.stop == "max_epochs" and result.epochs == 5
+    # the failing batch was used up (not applied): 5 epochs of batches minus that one
+    assert opt2.updates == 5 * BATCHES_PER_EPOCH - 1
+    assert_is_best(opt2, params2)
 
 
 def test_on_nonfinite_is_validated():

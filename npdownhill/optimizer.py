@@ -1,4 +1,4 @@
-"""The :class:`Optimizer` base class: hyperparameters, gradient pipeline, state.
+"""The engine: :class:`Optimizer`, its hyperparameters, state buffers and update verbs.
 
 An optimizer owns flat buffers laid out like the user's param tree (see
 :mod:`npdownhill.tree`): the gradient, the step, one buffer per state
@@ -16,8 +16,14 @@ pipeline on the flat gradient ``g`` (DESIGN.md section 3)::
     -> step                 p += step
 
 Every stage is a fixed number of whole-buffer NumPy operations written in
-place, whatever the number of leaves. Subclasses only declare their
-hyperparameters and state and implement :meth:`Optimizer._rule`.
+place, whatever the number of leaves. Subclasses declare their
+hyperparameters and state buffers and implement :meth:`Optimizer._rule`.
+
+The engine knows nothing of datasets, epochs or checkpoints (torch.optim's
+``Optimizer`` is the model). downhill's run verbs :meth:`~Optimizer.iterate`,
+:meth:`~Optimizer.minimize` and :meth:`~Optimizer.evaluate` are thin entry
+points into the run layer (:mod:`npdownhill.driver`), which plugs itself in
+with :func:`install_run_layer` when the package is imported.
 """
 
 import math
@@ -29,17 +35,41 @@ from autograd import make_vjp
 from autograd.extend import vspace
 
 from . import hyper as H
+from . import optimizer_state
 from . import pipeline as P
+from .diagnostics import check_arity, explain_trace_error
 from .errors import NonFiniteError
 from .monitors import check_loss_value, evaluate_monitors, parse_monitors
-from .registry import register
+from .npzfile import load_npz, save_npz
+from .options import RUN_OPTIONS
 from .tree import Layout
 
-__all__ = ["Optimizer", "apply_updates"]
+__all__ = ["Optimizer", "apply_updates", "install_run_layer"]
+
+_RUN_LAYER = []     # the run layer's entry points, installed by npdownhill.driver
+
+
+def install_run_layer(layer):
+    """Plug the run layer into the engine (called once by :mod:`npdownhill.driver`).
+
+    Parameters
+    ----------
+    layer : object
+        Provides ``iterate(opt, train, valid, **kwargs)``,
+        ``minimize(opt, train, valid, **kwargs)``, ``evaluate(opt, data)``
+        and ``history_arrays(records)``.
+    """
+    _RUN_LAYER[:] = [layer]
+
+
+def _run_layer():
+    if not _RUN_LAYER:
+        raise RuntimeError("npdownhill's run layer is not loaded: import npdownhill")
+    return _RUN_LAYER[0]
 
 
 class Optimizer:
-    r"""Base class of every algorithm: state, gradient pipeline and driver entry points.
+    r"""Base class of every algorithm: hyperparameters, state and the gradient pipeline.
 
     Parameters
     ----------
@@ -48,7 +78,9 @@ class Optimizer:
         ``None`` for loops that compute their own gradients and call
         :meth:`update`, :meth:`apply` or :meth:`get_updates`.
     params : ndarray, dict, list or tuple
-        The param tree. Its arrays are updated in place.
+        The param tree. Its arrays are updated in place: assign new values
+        with ``params["w"][...] = x``; rebinding a leaf
+        (``params["w"] = x``) is refused at the next call.
     monitors : dict or sequence of (str, callable), optional
         Extra values to report: ``fn(params, *batch) -> float``.
     monitor_gradients : bool, optional
@@ -56,8 +88,24 @@ class Optimizer:
         ``grad_norm``, the global L2 norm, with every training step.
     **kwargs
         Hyperparameters (see the class's ``hyperparameters`` table and
-        :meth:`set_hyperparameters`) and driver options (see
-        :meth:`iterate`), which become defaults for later calls.
+        :meth:`set_hyperparameters`). Run options such as ``patience`` go to
+        :meth:`iterate` or :meth:`minimize`, not here.
+
+    Attributes
+    ----------
+    hyper : dict
+        The current hyperparameters by canonical name.
+    explicit : set of str
+        The hyperparameters the caller gave (to the constructor,
+        :meth:`set_hyperparameters` or :meth:`iterate`). When a run resumes
+        from a checkpoint these keep the given value; the others take the
+        saved one.
+    state : dict of ndarray
+        The algorithm's state buffers (flat, in the params' layout), only
+        those the current hyperparameters use.
+    run : Run or None
+        The latest training run (:meth:`iterate` / :meth:`minimize`), with
+        its history, best parameters and stop reason.
 
     Notes
     -----
@@ -70,7 +118,9 @@ class Optimizer:
         Momentum wraps any algorithm's step ``u`` (what it would subtract):
         classical :math:`v \leftarrow \mu v - u;\ p \leftarrow p + v`,
         Nesterov :math:`v \leftarrow \mu v - u;\ p \leftarrow p + \mu v - u`
-        (the Lasagne / torch form). ``momentum`` may be a schedule.
+        (the Lasagne / torch form). ``momentum`` may be a schedule. The
+        velocity exists only while momentum is on: turning it off discards
+        it, turning it on again starts from zero.
     ``max_gradient_elem`` (0 = off)
         Clip each gradient element to ``[-c, c]``.
     ``max_gradient_norm`` (0 = off)
@@ -111,21 +161,24 @@ class Optimizer:
         "weight_decay": H.Hyper(0.0, H.nonnegative, "decoupled weight decay factor"),
         "rng": H.Hyper(None, H.rng_or_seed, "seed or Generator for noise and random algorithms"),
     }
-    #: Names of this algorithm's flat state buffers (besides momentum's velocity).
+    #: ``{alias: (name, name, ...)}``: one keyword that sets several
+    #: hyperparameters from a sequence, e.g. torch's ``betas=(b1, b2)``.
+    compound_aliases = {}
+    #: Names of this algorithm's flat state buffers (see :meth:`_state_spec`).
     state_names = ()
     #: True for algorithms that evaluate the loss themselves (ESGD).
     needs_loss = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        merged = {}
+        merged, compound = {}, {}
         for klass in reversed(cls.__mro__):
             merged.update(getattr(klass, "hyperparameters", None) or {})
+            compound.update(getattr(klass, "compound_aliases", None) or {})
         cls._hypers = merged
         cls._aliases = {alias: (name, convert) for name, spec in merged.items()
                         for alias, convert in spec.aliases.items()}
-        if cls.__dict__.get("name"):
-            register(cls)
+        cls._compound = compound
 
     # -- construction -----------------------------------------------------
     def __init__(self, loss, params, monitors=(), monitor_gradients=False, **kwargs):
@@ -144,17 +197,15 @@ class Optimizer:
         self.monitors = parse_monitors(monitors, call)
         self.monitor_gradients = bool(monitor_gradients)
         self.hyper = {name: spec.default for name, spec in self._hypers.items()}
-        self.driver_defaults = {}
-        self.history = []
-        self.best_loss = math.inf
-        self.run = {}
+        self.explicit = set()
+        self.run = None
+        self.state = {}
         n = self.layout
         self._g = n.zeros()        # the processed gradient
         self._g_views = n.views(self._g)
         self._step = n.empty()     # what gets added to the params
         self._tmp = n.empty()      # scratch
         self._p = n.packed if n.packed is not None else n.empty()   # params, flat
-        self._best = None          # flat copy of the best params
         self._add_step = n.adder(self._step)
         self._updates = np.zeros((), np.int64)   # updates applied (an array: see get_updates)
         self._rng = np.random.default_rng()
@@ -162,11 +213,9 @@ class Optimizer:
         self._mask = None
         self._batch = ()
         self._backup = None        # copies of the state, to undo a failed update
+        self._arity_checked = set()  # batch lengths the loss and monitors were checked for
         self.last_learning_rate = None
-        self.state = None          # created once the hyperparameters are known
-        self.set_hyperparameters(_call=call, **kwargs)
-        self.state = self._init_state()
-        self._ensure_velocity()
+        self._commit_hyper(call, self.check_hyperparameters(call, kwargs), initial=True)
 
     def __repr__(self):
         changed = {k: v for k, v in self.hyper.items() if v is not self._hypers[k].default
@@ -176,72 +225,117 @@ class Optimizer:
 
     # -- hyperparameters --------------------------------------------------
     def set_hyperparameters(self, _call=None, **kwargs):
-        """Validate and set hyperparameters; driver options become defaults for ``iterate``.
+        """Validate and set hyperparameters.
+
+        A change takes effect from the next update. Where a change concerns
+        state the algorithm has already built, it is applied to that state:
+        turning momentum off discards the velocity and turning it on again
+        starts from zero; each algorithm's docstring says what else it does
+        (RProp rescales its step sizes, ADAGRAD shifts its accumulator).
 
         Parameters
         ----------
         **kwargs
-            Hyperparameters by canonical name or alias, and driver options
-            (``patience``, ``batch_size``, ...).
+            Hyperparameters by canonical name or alias.
 
         Raises
         ------
         TypeError
-            An unknown keyword (the message suggests the closest known one),
-            a value of the wrong type, or one hyperparameter given twice
-            under two spellings.
+            An unknown keyword (the message suggests the closest known one,
+            or says where a run option such as ``patience`` belongs), a value
+            of the wrong type, or one hyperparameter given twice under two
+            spellings.
         ValueError
             A value out of range. Nothing is changed when anything is refused.
         """
         call = _call or f"{type(self).__name__}.set_hyperparameters"
-        hyper, driver = self._split_kwargs(call, kwargs)
-        from .driver import check_driver_options
-        driver = check_driver_options(call, driver)
-        self._commit_hyper(call, hyper)
-        self.driver_defaults.update(driver)
+        self._commit_hyper(call, self.check_hyperparameters(call, kwargs))
 
-    def _split_kwargs(self, call, kwargs):
-        """Resolve aliases and validate; return ``(hyperparameters, driver options)``."""
-        from .driver import DRIVER_OPTIONS
-        hyper, driver, spelled = {}, {}, {}
+    def check_hyperparameters(self, call, kwargs):
+        """Resolve aliases and validate hyperparameters, changing nothing.
+
+        Parameters
+        ----------
+        call : str
+            The call that received them, for messages.
+        kwargs : dict
+            Keywords by canonical name or alias.
+
+        Returns
+        -------
+        dict
+            ``{canonical name: checked value}``.
+
+        Raises
+        ------
+        TypeError, ValueError
+            As :meth:`set_hyperparameters`.
+        """
+        hyper, spelled = {}, {}
         for key, value in kwargs.items():
-            if key in self._hypers:
-                name = key
-                value = self._hypers[name].validate(call, name, value)
+            if key in self._compound:
+                names = self._compound[key]
+                if (isinstance(value, (str, bytes)) or not hasattr(value, "__len__")
+                        or len(value) != len(names)):
+                    raise TypeError(f"{call}({key}={value!r}): {key} must be a sequence of "
+                                    f"{len(names)} numbers ({', '.join(names)})")
+                pairs = [(name, key, self._hypers[name].validate(call, name, v))
+                         for name, v in zip(names, value)]
+            elif key in self._hypers:
+                pairs = [(key, key, self._hypers[key].validate(call, key, value))]
             elif key in self._aliases:
                 name, convert = self._aliases[key]
-                value = self._hypers[name].validate(call, name, convert(call, key, value))
-            elif key in DRIVER_OPTIONS:
-                driver[key] = value
-                continue
+                pairs = [(name, key, self._hypers[name].validate(call, name, convert(call, key, value)))]
+            elif key in RUN_OPTIONS:
+                raise TypeError(f"{call}: {key!r} is an option of the training run, not a "
+                                "hyperparameter of the optimizer: pass it to iterate() or "
+                                "minimize()")
             else:
-                known = list(self._hypers) + list(self._aliases) + list(DRIVER_OPTIONS)
+                known = (list(self._hypers) + list(self._aliases) + list(self._compound)
+                         + list(RUN_OPTIONS))
                 raise TypeError(f"{call}: unknown keyword argument {key!r}{H.suggest(key, known)}")
-            if name in spelled:
-                raise TypeError(f"{call}: {name} given twice, as {spelled[name]!r} and {key!r}")
-            spelled[name] = key
-            hyper[name] = value
-        return hyper, driver
+            for name, spelling, checked in pairs:
+                if name in spelled:
+                    raise TypeError(f"{call}: {name} given twice, as {spelled[name]!r} and "
+                                    f"{spelling!r}")
+                spelled[name] = spelling
+                hyper[name] = checked
+        return hyper
 
-    def _commit_hyper(self, call, hyper):
+    def _commit_hyper(self, call, hyper, initial=False, adjust_state=True, explicit=True):
+        """Set checked hyperparameters, then bring the state in line with them.
+
+        ``adjust_state=False`` (when a state dict brings its own buffers)
+        skips the algorithm's :meth:`_hyper_changed` adjustments.
+        """
         merged = dict(self.hyper, **hyper)
         self._check_hyper(call, merged)
         mult, mask = P.multipliers(self.layout, merged["gradient_multipliers"] or {},
                                    merged["frozen"], call)
+        old = self.hyper
         if "rng" in hyper:
             self._rng = np.random.default_rng(hyper["rng"])
         self.hyper = merged
         self._mult, self._mask = mult, mask
-        if self.state is not None:
-            self._ensure_velocity()
+        if explicit:
+            self.explicit.update(hyper)
+        self._sync_state()
+        if not initial and adjust_state:
+            changed = [k for k in hyper if not _same_value(old[k], merged[k])]
+            if changed:
+                self._hyper_changed(old, changed)
 
     def _check_hyper(self, call, hyper):
         """Cross-checks between hyperparameters; subclasses extend it."""
 
-    def _ensure_velocity(self):
-        mu = self.hyper["momentum"]
-        if (callable(mu) or mu > 0) and "velocity" not in self.state:
-            self.state["velocity"] = self.layout.zeros()
+    def _hyper_changed(self, old, changed):
+        """Adjust existing state after the hyperparameters ``changed`` (names) changed.
+
+        ``old`` holds the previous values. Subclasses whose state depends on a
+        hyperparameter beyond each update (RProp's step sizes, ADAGRAD's
+        accumulator) override it; buffers that appear or disappear with a
+        hyperparameter are handled by :meth:`_state_spec`.
+        """
 
     def _scheduled(self, name, t):
         """The value of a (possibly scheduled) hyperparameter at step ``t``."""
@@ -253,9 +347,33 @@ class Optimizer:
                                         name, got)
 
     # -- state ------------------------------------------------------------
-    def _init_state(self):
-        """Fresh state buffers ``{name: array}``; subclasses override."""
-        return {name: self.layout.zeros() for name in self.state_names}
+    def _state_spec(self, hyper):
+        """``{name: initial value}`` of the buffers that the hyperparameters ``hyper`` use.
+
+        A number means a flat buffer of the layout filled with it; an array
+        is used as given (for scalar state). Subclasses extend it.
+        """
+        spec = {name: 0.0 for name in self.state_names}
+        mu = hyper["momentum"]
+        if callable(mu) or mu > 0:
+            spec["velocity"] = 0.0
+        return spec
+
+    def _sync_state(self):
+        """Allocate the buffers the hyperparameters now use; drop those they do not."""
+        spec = self._state_spec(self.hyper)
+        for name in [n for n in self.state if n not in spec]:
+            del self.state[name]
+        for name, init in spec.items():
+            if name not in self.state:
+                self.state[name] = self._new_buffer(init)
+
+    def _new_buffer(self, init):
+        if isinstance(init, np.ndarray):
+            return init.copy()
+        buf = self.layout.empty()
+        buf.fill(init)
+        return buf
 
     @property
     def updates(self):
@@ -306,8 +424,7 @@ class Optimizer:
             # the algorithm's rule: u, the amount it would subtract (written into step)
             self._rule(g, step, t + 1, lr)
             # momentum: v = mu v - u; step = v (classical) or mu v - u (Nesterov)
-            moving = "velocity" in self.state and (mu or callable(h["momentum"]))
-            P.momentum(step, self.state["velocity"] if moving else None, mu, h["nesterov"], tmp)
+            P.momentum(step, self.state.get("velocity"), mu, h["nesterov"], tmp)
             # decoupled weight decay: step -= lr * wd * p
             if h["weight_decay"]:
                 p = self._p if self.layout.packed is not None else self.layout.read(self._p)
@@ -358,6 +475,10 @@ class Optimizer:
         return [name for name, b in zip(self.layout.names, bad) if b]
 
     # -- gradients --------------------------------------------------------
+    def _check_params(self, call):
+        """Refuse to go on when a leaf of ``params`` was rebound to another array."""
+        self.layout.check_bound(self.params, call)
+
     def _gather_grads(self, grads, where):
         """Copy a gradient tree into the flat gradient buffer, refusing non-finite values."""
         g = self.layout.gather(grads, self._g, where, self._g_views)
@@ -368,10 +489,42 @@ class Optimizer:
                 f"{self.updates + 1}; nothing was applied", "gradient", leaves, self.updates)
         return g
 
-    def _value_and_grad(self, batch):
+    def check_batch(self, n_arrays, call, data=None):
+        """Check that the loss and the monitors can take ``params`` plus ``n_arrays`` arrays.
+
+        Called before the first step with each batch length (and by the run
+        for each dataset), so a loss whose signature does not fit the data
+        is reported up front, not as Python's own ``TypeError`` from inside it.
+
+        Parameters
+        ----------
+        n_arrays : int
+            Arrays per batch.
+        call : str
+            The call, for messages.
+        data : str, optional
+            Which data gives the batch (``'train'``, ``'valid'``).
+
+        Raises
+        ------
+        TypeError
+            A function that cannot be called as ``fn(params, *batch)``; the
+            message says how many arguments it takes and what it is given.
+        """
+        if self.loss is not None:
+            check_arity(self.loss, n_arrays, call, "the loss", data)
+        for name, fn in self.monitors:
+            check_arity(fn, n_arrays, call, f"monitor {name!r}", data)
+
+    def _value_and_grad(self, batch, call):
         """Loss value and gradient tree at the current params, one forward pass."""
-        call = f"{type(self).__name__}.step"
-        vjp, value = make_vjp(self.loss)(self.params, *batch)
+        try:
+            vjp, value = make_vjp(self.loss)(self.params, *batch)
+        except Exception as err:
+            explained = explain_trace_error(err, self.loss, (self.params, *batch))
+            if explained is None:
+                raise
+            raise explained from err
         value = check_loss_value(call, value)
         grads = vjp(vspace(value).ones())
         loss = float(value)
@@ -403,17 +556,25 @@ class Optimizer:
         Raises
         ------
         TypeError
-            The optimizer has no loss.
+            The optimizer has no loss, or the loss cannot take ``params``
+            plus this many arrays.
+        ValueError
+            A leaf of ``params`` was rebound to another array.
         NonFiniteError
             The loss, gradient or step is not finite (nothing is applied).
         """
+        call = f"{type(self).__name__}.step"
         if self.loss is None:
-            raise TypeError(f"{type(self).__name__}.step: this optimizer was built with loss=None; "
+            raise TypeError(f"{call}: this optimizer was built with loss=None; "
                             "use update/apply/get_updates with your own gradients")
-        loss, grads = self._value_and_grad(batch)
+        self._check_params(call)
+        if len(batch) not in self._arity_checked:
+            self.check_batch(len(batch), call)
+            self._arity_checked.add(len(batch))
+        loss, grads = self._value_and_grad(batch, call)
         monitors = {"loss": loss}
-        monitors.update(self._eval_monitors(batch))
-        g = self._gather_grads(grads, f"{type(self).__name__}.step: gradient")
+        monitors.update(evaluate_monitors(self.monitors, self.params, batch))
+        g = self._gather_grads(grads, f"{call}: gradient")
         if self.monitor_gradients:
             monitors.update(self._gradient_norms(g))
         self._take_step(g, batch)
@@ -436,8 +597,10 @@ class Optimizer:
             The steps, shaped like the params: ``p + step`` is the new value.
             Freshly allocated each call.
         """
+        call = f"{type(self).__name__}.update"
         self._needs_loss("update")
-        g = self._gather_grads(grads, f"{type(self).__name__}.update(grads)")
+        self._check_params(call)
+        g = self._gather_grads(grads, f"{call}(grads)")
         self._batch = batch
         out = self.layout.empty()
         self._advance(g, out)
@@ -460,8 +623,10 @@ class Optimizer:
         -------
         None
         """
+        call = f"{type(self).__name__}.apply"
         self._needs_loss("apply")
-        g = self._gather_grads(grads, f"{type(self).__name__}.apply(grads)")
+        self._check_params(call)
+        g = self._gather_grads(grads, f"{call}(grads)")
         self._take_step(g, batch)
 
     def _take_step(self, g, batch):
@@ -517,8 +682,10 @@ class Optimizer:
             :func:`apply_updates` to perform the step. Only the optimizer's
             random generator advances (for gradient noise or ESGD).
         """
+        call = f"{type(self).__name__}.get_updates"
         self._needs_loss("get_updates")
-        g = self._gather_grads(grads, f"{type(self).__name__}.get_updates(grads)")
+        self._check_params(call)
+        g = self._gather_grads(grads, f"{call}(grads)")
         counter, last_lr = self._updates.copy(), self.last_learning_rate
         self._batch = batch
         step = self.layout.empty()
@@ -537,8 +704,27 @@ class Optimizer:
         return pairs
 
     # -- monitors ---------------------------------------------------------
-    def _eval_monitors(self, batch):
-        return evaluate_monitors(self.monitors, self.params, batch)
+    def score(self, *batch):
+        """The loss and the monitors on one batch at the current params; no update.
+
+        Parameters
+        ----------
+        *batch : arrays
+            Passed as ``loss(params, *batch)``.
+
+        Returns
+        -------
+        dict
+            ``'loss'`` first, then each monitor, as floats.
+        """
+        call = f"{type(self).__name__}.score"
+        if self.loss is None:
+            raise TypeError(f"{call}: this optimizer was built with loss=None; there is "
+                            "nothing to evaluate")
+        self._check_params(call)
+        row = {"loss": float(check_loss_value(call, self.loss(self.params, *batch)))}
+        row.update(evaluate_monitors(self.monitors, self.params, batch))
+        return row
 
     def _gradient_norms(self, g):
         np.multiply(g, g, out=self._tmp)
@@ -546,6 +732,85 @@ class Optimizer:
         out = {f"grad({name})": float(math.sqrt(s)) for name, s in zip(self.layout.names, sums)}
         out["grad_norm"] = float(math.sqrt(sums.sum()))
         return out
+
+    # -- parameters -------------------------------------------------------
+    def set_params(self, targets="best"):
+        """Write the best (or given) parameters into the user's arrays.
+
+        Parameters
+        ----------
+        targets : 'best' or tree
+            ``'best'``: the parameters of the best validation of the latest
+            run. A tree shaped like the params: those values.
+
+        Raises
+        ------
+        ValueError
+            ``'best'`` before any validation, another string, a tree of
+            another structure, or a leaf of ``params`` rebound to another array.
+        """
+        call = f"{type(self).__name__}.set_params"
+        self._check_params(call)
+        if isinstance(targets, str):
+            if targets != "best":
+                raise ValueError(f"{call}(targets={targets!r}): targets must be 'best' or a tree")
+            if self.run is None or self.run.best is None:
+                raise ValueError(f"{call}('best'): no best parameters yet (nothing validated)")
+            self.layout.write(self.run.best)
+            return
+        flat = self.layout.gather(targets, self.layout.empty(), f"{call}(targets)")
+        self.layout.write(flat)
+
+    @property
+    def best_params(self):
+        """A tree (fresh copies) of the latest run's best parameters, or ``None``."""
+        if self.run is None or self.run.best is None:
+            return None
+        return self.layout.unflatten(self.run.best.copy())
+
+    @property
+    def best_loss(self):
+        """The latest run's best validation loss (``inf`` before any)."""
+        return math.inf if self.run is None else self.run.state.best_loss
+
+    @property
+    def history(self):
+        """The latest run's per-epoch records (a list of dicts; epoch 0 is the start)."""
+        return [] if self.run is None else self.run.history
+
+    def history_arrays(self):
+        """The latest run's history as NumPy arrays, ready to plot.
+
+        Returns
+        -------
+        dict of ndarray
+            ``epoch`` (from 0, the start), ``updates``, ``time`` (seconds
+            since the run started), ``validated`` (bool), then
+            ``train.<monitor>`` and ``valid.<monitor>`` for each monitor; NaN
+            where an epoch lacks a value (no training at epoch 0, no
+            validation in most epochs).
+        """
+        return _run_layer().history_arrays(self.history)
+
+    # -- downhill's run verbs (thin entry points into npdownhill.driver) ----
+    def iterate(self, train=None, valid=None, max_updates=None, **kwargs):
+        """Train epoch by epoch, yielding ``(train_monitors, valid_monitors)``.
+
+        See :func:`npdownhill.driver.iterate` for every option.
+        """
+        return _run_layer().iterate(self, train, valid, max_updates=max_updates, **kwargs)
+
+    def minimize(self, train=None, valid=None, **kwargs):
+        """Run :meth:`iterate` to the end and return its result.
+
+        Returns
+        -------
+        RunResult
+            Unpacks as ``(train_monitors, valid_monitors)`` (downhill's
+            contract) and carries the best validation, the history, the stop
+            reason and the counts; see :class:`npdownhill.RunResult`.
+        """
+        return _run_layer().minimize(self, train, valid, **kwargs)
 
     def evaluate(self, dataset):
         """Batch-size-weighted means of the loss and monitors over a dataset.
@@ -561,96 +826,21 @@ class Optimizer:
         dict
             ``'loss'`` first, then the monitors. No update is made.
         """
-        from .driver import evaluate
-        return evaluate(self, dataset)
+        return _run_layer().evaluate(self, dataset)
 
-    # -- parameters -------------------------------------------------------
-    def set_params(self, targets="best"):
-        """Write the best (or given) parameters into the user's arrays.
-
-        Parameters
-        ----------
-        targets : 'best' or tree
-            ``'best'``: the parameters of the best validation so far.
-            A tree shaped like the params: those values.
-
-        Raises
-        ------
-        ValueError
-            ``'best'`` before any validation, another string, or a tree of
-            another structure.
-        """
-        call = f"{type(self).__name__}.set_params"
-        if isinstance(targets, str):
-            if targets != "best":
-                raise ValueError(f"{call}(targets={targets!r}): targets must be 'best' or a tree")
-            if self._best is None:
-                raise ValueError(f"{call}('best'): no best parameters yet (nothing validated)")
-            self.layout.write(self._best)
-            return
-        flat = self.layout.gather(targets, self.layout.empty(), f"{call}(targets)")
-        self.layout.write(flat)
-
-    def _remember_best(self, loss):
-        if self._best is None:
-            self._best = self.layout.empty()
-        self.layout.read(self._best)
-        self.best_loss = float(loss)
-
-    @property
-    def best_params(self):
-        """A tree (fresh copies) of the best parameters so far, or ``None``."""
-        if self._best is None:
-            return None
-        return self.layout.unflatten(self._best.copy())
-
-    # -- driver -----------------------------------------------------------
-    def iterate(self, train=None, valid=None, max_updates=None, **kwargs):
-        """Train epoch by epoch, yielding ``(train_monitors, valid_monitors)``.
-
-        See :func:`npdownhill.driver.iterate` for every option.
-        """
-        from .driver import iterate
-        return iterate(self, train, valid, max_updates, **kwargs)
-
-    def minimize(self, train=None, valid=None, **kwargs):
-        """Run :meth:`iterate` to the end and return its last pair of monitors.
-
-        Returns
-        -------
-        train_monitors, valid_monitors : dict
-            Both with ``'loss'`` first.
-        """
-        from .driver import run_to_end
-        return run_to_end(self, train, valid, **kwargs)
-
-    def history_arrays(self):
-        """The per-epoch history as NumPy arrays, ready to plot.
-
-        Returns
-        -------
-        dict of ndarray
-            ``epoch``, ``updates``, ``time`` (seconds since the run started),
-            ``validated`` (bool), then ``train.<monitor>`` and
-            ``valid.<monitor>`` for each monitor; validation values are NaN
-            in epochs without a validation.
-        """
-        from .driver import history_arrays
-        return history_arrays(self.history)
-
-    # -- checkpoints ------------------------------------------------------
+    # -- state dicts ------------------------------------------------------
     def state_dict(self):
-        """Everything needed to continue exactly: a plain dict of arrays and numbers.
+        """The engine's state: a plain dict of arrays, numbers and strings.
 
         Returns
         -------
         dict
-            Algorithm name, hyperparameters, update count, state buffers,
-            current and best parameters, best loss, the driver's run counters,
-            random generator states and the history.
+            Algorithm name, the tree's layout, hyperparameters (schedules by
+            description and state), update count, state buffers, the current
+            parameters and the random generator's state. A run's own state
+            (epochs, best parameters, history) is saved by its checkpoint.
         """
-        from .checkpoint import optimizer_state
-        return optimizer_state(self)
+        return optimizer_state.encode(self)
 
     def load_state_dict(self, state):
         """Restore a :meth:`state_dict`, including the user's parameter arrays.
@@ -659,19 +849,21 @@ class Optimizer:
         ------
         ValueError
             The dict is from another algorithm, or its tree has other leaf
-            names, shapes or dtype (the message says what differs). Nothing
-            is changed then.
+            names, shapes or dtype (the message says what differs), or a
+            leaf of ``params`` was rebound. Nothing is changed then.
         """
-        from .checkpoint import load_optimizer_state
-        load_optimizer_state(self, state)
+        where = f"{type(self).__name__}.load_state_dict"
+        self._check_params(where)
+        optimizer_state.apply(self, optimizer_state.decode(self, state, where), where)
 
     def save_state(self, path):
         """Write :meth:`state_dict` to ``path`` as one ``.npz`` file, atomically."""
-        from .checkpoint import save_npz
         save_npz(path, self.state_dict())
 
     def load_state(self, path):
         """Read a file written by :meth:`save_state` (no pickle) and restore it.
+
+        A run checkpoint can be read too: its optimizer part is restored.
 
         Raises
         ------
@@ -679,8 +871,17 @@ class Optimizer:
             The file is truncated, holds pickled objects, is not an
             npdownhill state, or does not fit this optimizer. Nothing changes.
         """
-        from .checkpoint import load_npz
         self.load_state_dict(load_npz(path))
+
+
+def _same_value(a, b):
+    """Whether two hyperparameter values are the same (numbers by value, else identity)."""
+    if a is b:
+        return True
+    try:
+        return bool(a == b)
+    except Exception:       # e.g. arrays or objects without a plain ==
+        return False
 
 
 def apply_updates(pairs):
