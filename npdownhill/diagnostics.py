@@ -351,7 +351,9 @@ def explain_trace_error(err, fn, args):
     a. its message (or that of an exception it was raised while handling)
        names an autograd box type (``ArrayBox``, ``SequenceBox``,
        ``DictBox``), or it carries a box object (``AttributeError.obj``, its
-       ``args``); or else
+       ``args``), and it matches one of the known mistakes (an attribute
+       that a plain ndarray / dict / list has, ``float()`` of a box, ...); or
+       else
     b. calling ``fn(*args)`` on copies of the plain arguments succeeds, which
        shows the failure only happens under tracing. If that call raises too,
        the error is the user's own (a missing key, a shape mismatch) and
@@ -393,9 +395,14 @@ def _diagnose(err, fn, args):
     chain = _chain(err)
     text = "\n".join(str(e) for e in chain)
     boxed = bool(_BOX_RE.search(text)) or any(_carries_box(e) for e in chain)
-    if not boxed and not _plain_call_succeeds(fn, args):
+    hint = _specific_hint(err, text)
+    if boxed and hint is not None:
+        return hint
+    # No box named, or named by an error no pattern explains (a typo like
+    # params["w"].lenght also names ArrayBox): trust it only if the plain call works.
+    if not _plain_call_succeeds(fn, args):
         return None
-    return _specific_hint(err, text) or _GENERAL
+    return hint or _GENERAL
 
 
 def _chain(err, limit=5):
@@ -523,8 +530,14 @@ def _specific_hint(err, text):
 
 
 def _attribute_hint(box, attr):
+    """The hint for a box lacking `attr`; None if the plain container lacks it too."""
     if box in ("SequenceBox", "DictBox"):
+        plain = (list, tuple) if box == "SequenceBox" else (dict,)
+        if not any(hasattr(t, attr) for t in plain):
+            return None                         # a typo, not a tracing problem
         return _TREE_MODIFIED + f" ({box} has no {attr})"
+    if not hasattr(np.ndarray, attr):
+        return None
     if attr == "copy":
         return (".copy() is not supported on traced values: drop it (autograd never "
                 "modifies arrays in place, so no copy is needed) or use anp.array(a)")

@@ -9,6 +9,8 @@ import autograd.numpy as anp
 import numpy as np
 import pytest
 
+from numpy.linalg import inv
+
 from npdownhill.diagnostics import check_arity, explain_trace_error
 
 CALL = "Adam.iterate"
@@ -193,6 +195,15 @@ def loss_np_vdot(p, x):
     return np.vdot(p["w"], p["w"]) + anp.mean(x @ p["w"])
 
 
+def loss_np_percentile(p, x):
+    return np.percentile((x @ p["w"]) ** 2, 90)          # numpy's own code fails inside
+
+
+def loss_imported_inv(p, x):
+    cov = anp.outer(p["w"], p["w"]) + anp.eye(3)
+    return anp.sum(x @ inv(cov))                          # from numpy.linalg import inv
+
+
 def loss_np_exp_of_np_array(p, x):
     scores = np.array([anp.dot(xi, p["w"]) for xi in x])   # object array of traced numbers
     return anp.log(anp.sum(np.exp(scores)))
@@ -257,7 +268,7 @@ def loss_anp_asarray(p, x):
 
 def loss_checks_its_input(p, x):
     if not isinstance(p["w"], np.ndarray):
-        raise TypeError("w must be an ndarray")
+        raise TypeError(f"w must be an ndarray; got {type(p['w']).__name__}")   # ArrayBox
     return anp.mean(x @ p["w"])
 
 
@@ -267,6 +278,12 @@ MISTAKES = [
      "(import autograd.numpy as anp; anp.linalg.slogdet)"),
     ("np.exp of np.array", loss_np_exp_of_np_array, None,
      "np.exp was applied to a plain numpy array holding traced values"),
+    ("np.percentile", loss_np_percentile, None,
+     "np.percentile was called on a traced value: use autograd.numpy "
+     "(import autograd.numpy as anp; anp.percentile)"),
+    ("inv from numpy.linalg", loss_imported_inv, TypeError,
+     "np.linalg.inv was called on a traced value: use autograd.numpy "
+     "(import autograd.numpy as anp; anp.linalg.inv)"),
     ("np.vdot", loss_np_vdot, None,
      "np.vdot was called on a traced value: use autograd.numpy "
      "(import autograd.numpy as anp; anp.vdot)"),
@@ -366,11 +383,30 @@ def test_the_fallback_recognises_errors_that_do_not_mention_boxes():
                  id="autograd.numpy on a bad shape"),
     pytest.param(lambda p, x: anp.mean(x @ p["w"]) if p["w"] > 0 else 0.0,
                  id="truth value of an array"),
+    pytest.param(lambda p, x: anp.mean(x @ p.w), id="attribute of the dict ('DictBox')"),
+    pytest.param(lambda p, x: anp.mean(x @ p["w"]) * p["w"].lenght,
+                 id="misspelt attribute ('ArrayBox')"),
+    pytest.param(lambda p, x: anp.mean(p["w"](x)), id="calling an array ('ArrayBox')"),
+    pytest.param(lambda p, x: anp.mean(x @ p["w"]) * (p["b"] // None),
+                 id="operand None ('ArrayBox')"),
 ])
 def test_ordinary_bugs_are_left_alone(loss):
     p = params()
     err = trace_failure(loss, p, X)
     assert explain_trace_error(err, loss, (p, X)) is None
+
+
+def test_errors_whose_chain_names_a_box_need_no_second_call():
+    # numpy raises "setting an array element with a sequence." from float()'s TypeError
+    # about the ArrayBox: that is evidence enough, the loss is not run again.
+    calls = []
+
+    def loss(p, x):
+        calls.append(1)
+        return loss_fill_numpy_array(p, x)
+    err, _ = explained(loss, params(), X, hint="in-place assignment into an array")
+    assert "Box" not in str(err) and "ArrayBox" in str(err.__cause__ or err.__context__)
+    assert len(calls) == 1
 
 
 def test_the_plain_confirmation_call_gets_copies_of_the_arrays():
@@ -412,6 +448,10 @@ def test_classes_that_need_more_than_a_message_fall_back_to_a_base_class():
     err = CodedError(7, "'ArrayBox' object has no attribute 'copy'")
     new = explain_trace_error(err, loss_copy, (params(), X))
     assert type(new) is ValueError
+    assert str(new).startswith(str(err) + "\n")
+    err = KeyError("'DictBox' object has no attribute 'copy'")   # str(KeyError) adds quotes
+    new = explain_trace_error(err, loss_copy, (params(), X))
+    assert type(new) is LookupError
     assert str(new).startswith(str(err) + "\n")
 
 
