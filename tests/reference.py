@@ -12,6 +12,7 @@ Notation used in every rule:
 * ``u``  -- the amount the rule "would subtract" from ``x``.
 
 Every rule has the signature ``rule(g, state, t, **hyper) -> (u, new_state)``
+(ESGD's takes the Hessian-vector product ``hv`` after ``t``)
 where ``state`` is a plain dict of arrays (empty before the first update).
 The momentum wrapper and the decoupled weight decay are applied by
 :func:`trajectory`, the same way for every algorithm:
@@ -22,12 +23,26 @@ The momentum wrapper and the decoupled weight decay are applied by
 * weight decay ``wd > 0``:       the step additionally gets ``- lr wd x``
   (``x`` before the update), after the momentum wrapper.
 
+Every rule is followed by the records of the algorithm names that use it
+(one :class:`Record` per name, in :data:`RECORDS`): the transcription, its
+default hyperparameters, and all the per-algorithm settings of the test suite
+(convergence settings, non-default hyperparameter sets, aliases, ...).  Every
+test that runs "for every algorithm" parametrizes over the package's registry
+and looks its settings up here, so adding a rule means adding its
+transcription and its record to this file and nothing else in tests/
+(test_algorithms.py fails, saying so, while a registered algorithm has no
+record or a record has no registered algorithm) -- except that a rule
+recorded with a torch counterpart also needs its cases in
+data/torch_trajectories.npz (data/make_torch_reference.py).
+
 Test problems (:func:`quadratic`, :func:`rosenbrock`,
 :func:`ill_conditioned_quadratic`) return ``(f, grad, hvp, x0)`` with
 hand-written analytic derivatives.
 """
 
 import math
+from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -37,47 +52,179 @@ def halflife_to_rho(halflife):
     return math.exp(-math.log(2.0) / halflife)
 
 
+HL = halflife_to_rho
+
+
 # --------------------------------------------------------------------------
-# Default hyperparameters, exactly as specified for the package.
-# ``momentum`` and ``weight_decay`` are handled by :func:`trajectory`.
+# One record per algorithm name.
+# --------------------------------------------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class Record:
+    """Everything the tests know about one algorithm name.
+
+    The rule itself:
+
+    ``rule``
+        The transcription, ``rule(g, state, t, **hyper) -> (u, new_state)``
+        (with ``hv`` after ``t`` when ``needs_loss``).
+    ``defaults``
+        Its default hyperparameters, exactly as specified for the package.
+        ``momentum``, ``nesterov`` and ``weight_decay`` are handled by
+        :func:`trajectory` (0, False and 0 unless given here).
+    ``class_name``
+        The class the package exports for it (test_api.py).
+    ``needs_loss``
+        The rule needs the loss, not just a gradient (ESGD: Hessian-vector
+        products ``H(x) r`` with a random ``r``); the package is driven with
+        ``step()`` and the transcription gets ``hvp_fn`` and ``seed``.
+    ``torch_counterpart``
+        torch.optim has the rule: data/torch_trajectories.npz must hold cases
+        for it (test_torch_reference.py; the file decides which cases run).
+    ``keep_default``
+        Hyperparameters the shared battery of test_algorithms.py leaves at
+        the default instead of its own test values (NAG keeps its Nesterov
+        momentum 0.9).
+
+    Convergence settings (test_algorithms.py):
+
+    ``quad``, ``quad_decay``
+        Keyword arguments for 3000 steps on a 5-d quadratic, the learning
+        rate (given or default) decayed 10x per 1000 steps when
+        ``quad_decay``; the run must end within 1e-5 of the minimum.
+    ``rosen_lr``, ``rosen_bar``
+        Learning rate for 3000 steps on Rosenbrock from (-1.5, 2)
+        (f(x0) = 12.5), and the loss the run must get below.
+
+    Trajectories against the transcription (test_reference.py: 100 float64
+    updates on the random 7-d quadratic and on Rosenbrock from (-3, -3), to
+    rtol 1e-10):
+
+    ``default_lr``
+        (quadratic, rosenbrock) learning rate of the "default",
+        "momentum0.5" and "nesterov0.5" runs and of the ``wrapped`` runs;
+        None = the rule's own default.  Rosenbrock's gradient at (-3, -3) is
+        (-14408, -2400): plain gradient steps need lr ~1e-4, and RAdam's
+        first 5 updates (rho_t <= 5) are un-normalized momentum steps
+        lr * mhat, so it needs 1e-5.  Every other default stays bounded.
+    ``custom``
+        Non-default hyperparameter sets, ``((lr on the quadratic, lr on
+        Rosenbrock), other hyperparameters)``, run as "custom1",
+        "custom2", ...  The learning rates are small enough that no run
+        reaches the chaotic regime of sign-like methods bouncing around the
+        minimum within 100 updates (there a 1-ulp difference grows to O(1)
+        -- e.g. RMSProp with eps 1e-5 outside the root and lr 0.01 on the
+        quadratic); see test_table_case_is_well_conditioned.
+    ``wrapped``
+        Extra hyperparameter sets exercising the shared wrapper: decoupled
+        weight decay on rules whose default is 0, alone and combined with
+        the momentum wrapper (decay is added after it); labelled by their
+        keys ("weight_decay0.1-momentum0.5").
+    ``zero_crossing``
+        "problem-variant" labels of the runs in which some coordinate of
+        some iterate lands close to zero (down to |x| ~ 2.6e-5) while
+        passing from its start to the minimum: there a relative tolerance
+        alone asks for more than the ~1e-14 absolute agreement that any two
+        orderings of the same float64 arithmetic can promise, so these get a
+        tiny absolute tolerance, 1e-13 (3e-14 of the trajectory's scale,
+        |x| <= 3.5).  Listed: every case where the perturbation of
+        test_table_case_is_well_conditioned, with atol = 0, reaches a
+        twentieth of the tolerance for some noise seed among 0..4 (all
+        others stay below 1/20).  The comments give the smallest
+        |coordinate| of the trajectory.
+    ``aliases``
+        ``(kwargs given to the package, canonical kwargs for the
+        reference)`` pairs checking the package's hyperparameter aliases.
+    """
+
+    rule: Callable
+    defaults: dict
+    class_name: str
+    torch_counterpart: bool
+    needs_loss: bool = False
+    keep_default: tuple = ()
+    quad: dict
+    quad_decay: bool
+    rosen_lr: float
+    rosen_bar: float
+    default_lr: tuple = (None, None)
+    custom: tuple
+    wrapped: tuple = ()
+    zero_crossing: frozenset = field(default_factory=frozenset)
+    aliases: tuple = ()
+
+
+RECORDS = {}
+
+
+def _add(name, **fields):
+    if name in RECORDS:
+        raise ValueError(f"two records for {name!r}")
+    fields["custom"] = tuple(fields["custom"])
+    fields["wrapped"] = tuple(fields.get("wrapped", ()))
+    fields["zero_crossing"] = frozenset(fields.get("zero_crossing", ()))
+    fields["aliases"] = tuple(fields.get("aliases", ()))
+    RECORDS[name] = Record(**fields)
+
+
+def record(name):
+    """The record of ``name``; a clear error if there is none."""
+    try:
+        return RECORDS[name]
+    except KeyError:
+        raise LookupError(
+            f"{name!r} has no record in tests/reference.py: add its "
+            f"transcription and a Record for it there (known: "
+            f"{sorted(RECORDS)})") from None
+
+
+def select(names, predicate):
+    """The ``names`` whose record satisfies ``predicate``, and those that have
+    no record at all (so that their tests run and fail, saying so)."""
+    return [name for name in names
+            if name not in RECORDS or predicate(RECORDS[name])]
+
+
+# --------------------------------------------------------------------------
+# The rules, each followed by the records of the algorithms that use it.
 # --------------------------------------------------------------------------
 
 ADAM_LIKE = dict(learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8)
 
-DEFAULTS = {
-    "sgd": dict(learning_rate=0.01),
-    "momentum": dict(learning_rate=0.01, momentum=0.9),
-    "nag": dict(learning_rate=0.01, momentum=0.9, nesterov=True),
-    "rmsprop": dict(learning_rate=1e-3, rho=0.9, epsilon=1e-6,
-                    centered=False, epsilon_inside=True),
-    "rprop": dict(learning_rate=0.1, rprop_increase=1.2, rprop_decrease=0.5,
-                  rprop_min_step=1e-6, rprop_max_step=50.0),
-    "adagrad": dict(learning_rate=1.0, epsilon=1e-6, epsilon_inside=True,
-                    initial_accumulator=0.0),
-    "adadelta": dict(learning_rate=1.0, rho=0.95, epsilon=1e-6),
-    # ESGD: rho = exp(-ln 2 / 14) = 0.951695..., i.e. a half-life of 14
-    # updates ("0.9517" in the specification is this number rounded).
-    "esgd": dict(learning_rate=0.1, rho=halflife_to_rho(14.0), epsilon=1e-8),
-    "adam": dict(ADAM_LIKE, epsilon_hat=False),
-    "amsgrad": dict(ADAM_LIKE, epsilon_hat=False),
-    "adamw": dict(ADAM_LIKE, epsilon_hat=False, weight_decay=0.01),
-    "adamax": dict(learning_rate=2e-3, beta1=0.9, beta2=0.999, epsilon=1e-8,
-                   epsilon_in_max=False),
-    "nadam": dict(learning_rate=2e-3, beta1=0.9, beta2=0.999, epsilon=1e-8,
-                  momentum_decay=4e-3),
-    "radam": dict(ADAM_LIKE),
-}
-
-ALGORITHMS = tuple(DEFAULTS)
-
-
-# --------------------------------------------------------------------------
-# The rules.
-# --------------------------------------------------------------------------
 
 def sgd(g, state, t, learning_rate):
     u = learning_rate * g
     return u, state
+
+
+_add("sgd", rule=sgd, class_name="SGD", torch_counterpart=True,
+     defaults=dict(learning_rate=0.01),
+     quad={"learning_rate": 0.1}, quad_decay=True,
+     rosen_lr=2e-3, rosen_bar=1e-4,
+     default_lr=(None, 1e-4),
+     custom=[((0.02, 5e-5), dict())],
+     wrapped=[dict(weight_decay=0.1),
+              dict(weight_decay=0.1, momentum=0.5)],
+     zero_crossing={"quadratic-weight_decay0.1"},        # 1.6e-4
+     aliases=[(dict(lr=0.02), dict(learning_rate=0.02))])
+
+_add("momentum", rule=sgd, class_name="Momentum", torch_counterpart=True,
+     defaults=dict(learning_rate=0.01, momentum=0.9),
+     quad={"learning_rate": 0.02}, quad_decay=True,
+     rosen_lr=1e-3, rosen_bar=1e-9,
+     default_lr=(None, 1e-4),
+     custom=[((0.005, 5e-5), dict(momentum=0.8))],
+     zero_crossing={"quadratic-default",                 # 8.2e-5
+                    "quadratic-custom1"})                # 6.6e-4
+
+_add("nag", rule=sgd, class_name="NAG", torch_counterpart=True,
+     defaults=dict(learning_rate=0.01, momentum=0.9, nesterov=True),
+     keep_default=("momentum", "nesterov"),
+     quad={"learning_rate": 0.02}, quad_decay=True,
+     rosen_lr=1e-3, rosen_bar=1e-9,
+     default_lr=(None, 1e-4),
+     custom=[((0.005, 5e-5), dict(momentum=0.95))],
+     zero_crossing={"quadratic-custom1"})                # 3.0e-4
 
 
 def rmsprop(g, state, t, learning_rate, rho, epsilon, centered, epsilon_inside):
@@ -98,6 +245,27 @@ def rmsprop(g, state, t, learning_rate, rho, epsilon, centered, epsilon_inside):
     return u, {"r": r, "f": f}
 
 
+_add("rmsprop", rule=rmsprop, class_name="RMSProp", torch_counterpart=True,
+     defaults=dict(learning_rate=1e-3, rho=0.9, epsilon=1e-6,
+                   centered=False, epsilon_inside=True),
+     quad={"learning_rate": 0.01}, quad_decay=True,
+     rosen_lr=1e-3, rosen_bar=0.5,
+     custom=[
+         ((0.01, 0.02), dict(rho=0.9, epsilon=1e-4, centered=True,
+                             epsilon_inside=False)),
+         ((0.02, 0.02), dict(rho=0.95, epsilon=1e-3, centered=True,
+                             epsilon_inside=True)),
+         ((0.005, 0.02), dict(rho=0.7, epsilon=1e-5, centered=False,
+                              epsilon_inside=False)),
+     ],
+     wrapped=[dict(weight_decay=0.1),
+              dict(weight_decay=0.1, momentum=0.5, nesterov=True)],
+     aliases=[(dict(rms_halflife=5, learning_rate=0.005),
+               dict(rho=HL(5), learning_rate=0.005)),
+              (dict(rms_regularizer=1e-4, learning_rate=0.005),
+               dict(epsilon=1e-4, learning_rate=0.005))])
+
+
 def rprop(g, state, t, learning_rate, rprop_increase, rprop_decrease,
           rprop_min_step, rprop_max_step):
     """iRprop- (the variant torch.optim.Rprop implements)."""
@@ -113,6 +281,20 @@ def rprop(g, state, t, learning_rate, rprop_increase, rprop_decrease,
     return u, {"s": s, "gp": geff}
 
 
+_add("rprop", rule=rprop, class_name="RProp", torch_counterpart=True,
+     defaults=dict(learning_rate=0.1, rprop_increase=1.2, rprop_decrease=0.5,
+                   rprop_min_step=1e-6, rprop_max_step=50.0),
+     quad={}, quad_decay=False,
+     rosen_lr=1e-3, rosen_bar=1e-4,
+     custom=[
+         ((0.05, 0.05), dict(rprop_increase=1.5, rprop_decrease=0.3,
+                             rprop_min_step=1e-4, rprop_max_step=1.0)),
+     ],
+     zero_crossing={"quadratic-custom1",                 # 1.4e-4
+                    "quadratic-momentum0.5",             # 2.6e-5
+                    "quadratic-nesterov0.5"})            # 8.8e-4
+
+
 def adagrad(g, state, t, learning_rate, epsilon, epsilon_inside,
             initial_accumulator):
     a = state.get("a", np.full_like(g, initial_accumulator))
@@ -123,6 +305,26 @@ def adagrad(g, state, t, learning_rate, epsilon, epsilon_inside,
     else:
         u = learning_rate * g / (np.sqrt(a) + epsilon)
     return u, {"a": a}
+
+
+_add("adagrad", rule=adagrad, class_name="ADAGRAD", torch_counterpart=True,
+     defaults=dict(learning_rate=1.0, epsilon=1e-6, epsilon_inside=True,
+                   initial_accumulator=0.0),
+     quad={"learning_rate": 0.5}, quad_decay=True,
+     rosen_lr=1.0, rosen_bar=0.1,
+     custom=[
+         ((0.5, 0.5), dict(epsilon=1e-3, epsilon_inside=False,
+                           initial_accumulator=0.1)),
+         ((0.5, 0.5), dict(epsilon=1e-4, epsilon_inside=True,
+                           initial_accumulator=1.0)),
+     ],
+     zero_crossing={"quadratic-custom1",                 # 2.2e-4
+                    "quadratic-custom2",                 # 1.4e-4
+                    "quadratic-nesterov0.5",             # 1.7e-4
+                    "rosenbrock-custom1",                # 5.9e-4
+                    "rosenbrock-custom2"},               # 5.9e-4
+     aliases=[(dict(lr=0.5, rms_regularizer=1e-3),
+               dict(learning_rate=0.5, epsilon=1e-3))])
 
 
 def adadelta(g, state, t, learning_rate, rho, epsilon):
@@ -136,6 +338,14 @@ def adadelta(g, state, t, learning_rate, rho, epsilon):
     return u, {"a": a, "dx": dx}
 
 
+_add("adadelta", rule=adadelta, class_name="ADADELTA", torch_counterpart=True,
+     defaults=dict(learning_rate=1.0, rho=0.95, epsilon=1e-6),
+     quad={}, quad_decay=True,
+     rosen_lr=1.0, rosen_bar=1.0,
+     custom=[((0.2, 0.5), dict(rho=0.8, epsilon=1e-3))],
+     aliases=[(dict(rms_halflife=10), dict(rho=HL(10)))])
+
+
 def esgd(g, state, t, hv, learning_rate, rho, epsilon):
     """Equilibrated SGD.  ``hv`` = H(x) r for this update's random r."""
     D = state.get("D", np.zeros_like(g))
@@ -144,6 +354,17 @@ def esgd(g, state, t, hv, learning_rate, rho, epsilon):
     Dhat = D / (1.0 - rho ** t)
     u = learning_rate * g / (np.sqrt(Dhat) + epsilon)
     return u, {"D": D}
+
+
+_add("esgd", rule=esgd, class_name="ESGD", torch_counterpart=False,
+     needs_loss=True,
+     # rho = exp(-ln 2 / 14) = 0.951695..., i.e. a half-life of 14 updates
+     # ("0.9517" in the specification is this number rounded).
+     defaults=dict(learning_rate=0.1, rho=halflife_to_rho(14.0), epsilon=1e-8),
+     quad={"learning_rate": 0.1}, quad_decay=False,
+     rosen_lr=0.3, rosen_bar=0.5,
+     custom=[((0.05, 0.05), dict(rho=0.9, epsilon=1e-4))],
+     aliases=[(dict(rms_halflife=7), dict(rho=HL(7)))])
 
 
 def adam(g, state, t, learning_rate, beta1, beta2, epsilon, epsilon_hat):
@@ -159,6 +380,33 @@ def adam(g, state, t, learning_rate, beta1, beta2, epsilon, epsilon_hat):
     else:
         u = learning_rate * (m / bc1) / (np.sqrt(v / bc2) + epsilon)
     return u, {"m": m, "v": v}
+
+
+_add("adam", rule=adam, class_name="Adam", torch_counterpart=True,
+     defaults=dict(ADAM_LIKE, epsilon_hat=False),
+     quad={"learning_rate": 0.05}, quad_decay=True,
+     rosen_lr=0.1, rosen_bar=1e-3,
+     custom=[
+         ((0.05, 0.1), dict(beta1=0.8, beta2=0.99, epsilon=1e-4,
+                            epsilon_hat=True)),
+         ((0.05, 0.1), dict(beta1=0.7, beta2=0.95, epsilon=1e-3,
+                            epsilon_hat=False)),
+     ],
+     wrapped=[dict(weight_decay=0.1, momentum=0.5)],
+     aliases=[(dict(beta1_halflife=3, beta2_halflife=200, learning_rate=0.05),
+               dict(beta1=HL(3), beta2=HL(200), learning_rate=0.05)),
+              (dict(rms_regularizer=1e-4, learning_rate=0.02),
+               dict(epsilon=1e-4, learning_rate=0.02)),
+              (dict(b1=0.8, b2=0.99, learning_rate=0.05),
+               dict(beta1=0.8, beta2=0.99, learning_rate=0.05))])
+
+_add("adamw", rule=adam, class_name="AdamW", torch_counterpart=True,
+     defaults=dict(ADAM_LIKE, epsilon_hat=False, weight_decay=0.01),
+     quad={"learning_rate": 0.05, "weight_decay": 0.0}, quad_decay=True,
+     rosen_lr=0.03, rosen_bar=1e-3,
+     custom=[((0.05, 0.1), dict(beta1=0.85, beta2=0.995, epsilon=1e-6,
+                                weight_decay=0.1))],
+     wrapped=[dict(momentum=0.5, nesterov=True)])
 
 
 def amsgrad(g, state, t, learning_rate, beta1, beta2, epsilon, epsilon_hat):
@@ -178,6 +426,18 @@ def amsgrad(g, state, t, learning_rate, beta1, beta2, epsilon, epsilon_hat):
     return u, {"m": m, "v": v, "vmax": vmax}
 
 
+_add("amsgrad", rule=amsgrad, class_name="AMSGrad", torch_counterpart=True,
+     defaults=dict(ADAM_LIKE, epsilon_hat=False),
+     quad={"learning_rate": 0.05}, quad_decay=True,
+     rosen_lr=0.1, rosen_bar=1e-12,
+     custom=[
+         ((0.05, 0.1), dict(beta1=0.8, beta2=0.99, epsilon=1e-4,
+                            epsilon_hat=True)),
+         ((0.05, 0.1), dict(beta1=0.7, beta2=0.95, epsilon=1e-3,
+                            epsilon_hat=False)),
+     ])
+
+
 def adamax(g, state, t, learning_rate, beta1, beta2, epsilon, epsilon_in_max):
     m = state.get("m", np.zeros_like(g))
     w = state.get("w", np.zeros_like(g))
@@ -191,6 +451,20 @@ def adamax(g, state, t, learning_rate, beta1, beta2, epsilon, epsilon_in_max):
         w = np.maximum(beta2 * w, np.abs(g))
         u = learning_rate / bc1 * m / (w + epsilon)
     return u, {"m": m, "w": w}
+
+
+_add("adamax", rule=adamax, class_name="Adamax", torch_counterpart=True,
+     defaults=dict(learning_rate=2e-3, beta1=0.9, beta2=0.999, epsilon=1e-8,
+                   epsilon_in_max=False),
+     quad={"learning_rate": 0.05}, quad_decay=True,
+     rosen_lr=0.1, rosen_bar=1e-8,
+     custom=[
+         ((0.05, 0.1), dict(beta1=0.8, beta2=0.99, epsilon=1e-4,
+                            epsilon_in_max=True)),
+         ((0.03, 0.1), dict(beta1=0.7, beta2=0.95, epsilon=1e-3,
+                            epsilon_in_max=False)),
+     ],
+     zero_crossing={"quadratic-custom1"})                # 1.6e-4
 
 
 def nadam(g, state, t, learning_rate, beta1, beta2, epsilon, momentum_decay):
@@ -210,6 +484,17 @@ def nadam(g, state, t, learning_rate, beta1, beta2, epsilon, momentum_decay):
     u = (learning_rate * (1.0 - mu_t) / (1.0 - P_t) * g / denom
          + learning_rate * mu_next / (1.0 - P_t * mu_next) * m / denom)
     return u, {"m": m, "v": v, "P": P_t}
+
+
+_add("nadam", rule=nadam, class_name="NAdam", torch_counterpart=True,
+     defaults=dict(learning_rate=2e-3, beta1=0.9, beta2=0.999, epsilon=1e-8,
+                   momentum_decay=4e-3),
+     quad={"learning_rate": 0.05}, quad_decay=True,
+     rosen_lr=0.01, rosen_bar=1e-4,
+     custom=[((0.05, 0.1), dict(beta1=0.8, beta2=0.99, epsilon=1e-4,
+                                momentum_decay=0.01))],
+     aliases=[(dict(b1=0.8, b2=0.99, lr=0.05),
+               dict(beta1=0.8, beta2=0.99, learning_rate=0.05))])
 
 
 def radam(g, state, t, learning_rate, beta1, beta2, epsilon):
@@ -233,22 +518,13 @@ def radam(g, state, t, learning_rate, beta1, beta2, epsilon):
     return u, {"m": m, "v": v}
 
 
-RULES = {
-    "sgd": sgd,
-    "momentum": sgd,
-    "nag": sgd,
-    "rmsprop": rmsprop,
-    "rprop": rprop,
-    "adagrad": adagrad,
-    "adadelta": adadelta,
-    "esgd": esgd,
-    "adam": adam,
-    "amsgrad": amsgrad,
-    "adamw": adam,
-    "adamax": adamax,
-    "nadam": nadam,
-    "radam": radam,
-}
+_add("radam", rule=radam, class_name="RAdam", torch_counterpart=True,
+     defaults=dict(ADAM_LIKE),
+     quad={"learning_rate": 0.05}, quad_decay=True,
+     rosen_lr=0.01, rosen_bar=0.5,
+     default_lr=(None, 1e-5),
+     custom=[((0.02, 1e-4), dict(beta1=0.8, beta2=0.99, epsilon=1e-4))],
+     zero_crossing={"quadratic-custom1"})                # 5.2e-4
 
 
 # --------------------------------------------------------------------------
@@ -263,7 +539,8 @@ def trajectory(algo, grad_fn, x0, steps, momentum=None, nesterov=False,
     ``nag``, 0 for everything else).  ``nag`` always uses Nesterov momentum.
     ``hyper`` takes canonical hyperparameter names only (no aliases);
     ``weight_decay`` is accepted by every algorithm.
-    ESGD additionally needs ``hvp_fn(x, v)`` and ``seed``: each update draws
+    A rule whose record ``needs_loss`` (ESGD) additionally needs
+    ``hvp_fn(x, v)`` and ``seed``: each update draws
     ``r = rng.standard_normal(n)`` from ``rng = np.random.default_rng(seed)``.
 
     ``noise`` is a testing aid, None for the exact transcription: a function
@@ -277,7 +554,8 @@ def trajectory(algo, grad_fn, x0, steps, momentum=None, nesterov=False,
         def noise(a):
             return a
 
-    settings = dict(DEFAULTS[algo])
+    rec = record(algo)
+    settings = dict(rec.defaults)
     settings.setdefault("momentum", 0.0)
     settings.setdefault("nesterov", False)
     settings.setdefault("weight_decay", 0.0)
@@ -294,13 +572,13 @@ def trajectory(algo, grad_fn, x0, steps, momentum=None, nesterov=False,
     use_nesterov = settings.pop("nesterov")
     wd = settings.pop("weight_decay")
     lr = settings["learning_rate"]
-    rule = RULES[algo]
+    rule = rec.rule
 
     x = np.array(x0, dtype=np.float64).ravel().copy()
     n = x.size
-    if algo == "esgd":
+    if rec.needs_loss:
         if hvp_fn is None or seed is None:
-            raise TypeError("esgd needs hvp_fn and seed")
+            raise TypeError(f"{algo} needs hvp_fn and seed")
         rng = np.random.default_rng(seed)
 
     v = np.zeros(n)
@@ -308,7 +586,7 @@ def trajectory(algo, grad_fn, x0, steps, momentum=None, nesterov=False,
     xs = [x.copy()]
     for t in range(1, steps + 1):
         g = noise(np.asarray(grad_fn(x), dtype=np.float64))
-        if algo == "esgd":
+        if rec.needs_loss:
             r = rng.standard_normal(n)
             hv = noise(np.asarray(hvp_fn(x, r), dtype=np.float64))
             u, state = rule(g, state, t, hv, **settings)

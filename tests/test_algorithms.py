@@ -1,4 +1,5 @@
-"""The shared battery: one table of every registered algorithm drives these tests.
+"""The shared battery: every registered algorithm, with its settings read from
+its record in reference.py.
 
 Exact update rules are checked against independent transcriptions in
 ``test_reference.py`` and against torch trajectories in
@@ -8,6 +9,8 @@ entry points, and hyperparameter validation.
 """
 
 import math
+import os
+import sys
 
 import autograd.numpy as anp
 import numpy as np
@@ -16,27 +19,13 @@ import pytest
 import npdownhill as dh
 from npdownhill.tree import Layout
 
-# name: settings for a 5-d quadratic (3000 steps, learning rate decayed 10x per
-# 1000 steps when "decay"), for Rosenbrock from (-1.5, 2) (3000 steps at
-# "rosen_lr"), and the Rosenbrock loss each must get below (f(x0) = 12.5).
-TABLE = {
-    "sgd":      dict(quad={"learning_rate": 0.1}, decay=True, rosen_lr=2e-3, rosen_bar=1e-4),
-    "momentum": dict(quad={"learning_rate": 0.02}, decay=True, rosen_lr=1e-3, rosen_bar=1e-9),
-    "nag":      dict(quad={"learning_rate": 0.02}, decay=True, rosen_lr=1e-3, rosen_bar=1e-9),
-    "rmsprop":  dict(quad={"learning_rate": 0.01}, decay=True, rosen_lr=1e-3, rosen_bar=0.5),
-    "rprop":    dict(quad={}, decay=False, rosen_lr=1e-3, rosen_bar=1e-4),
-    "adagrad":  dict(quad={"learning_rate": 0.5}, decay=True, rosen_lr=1.0, rosen_bar=0.1),
-    "adadelta": dict(quad={}, decay=True, rosen_lr=1.0, rosen_bar=1.0),
-    "esgd":     dict(quad={"learning_rate": 0.1}, decay=False, rosen_lr=0.3, rosen_bar=0.5),
-    "adam":     dict(quad={"learning_rate": 0.05}, decay=True, rosen_lr=0.1, rosen_bar=1e-3),
-    "adamax":   dict(quad={"learning_rate": 0.05}, decay=True, rosen_lr=0.1, rosen_bar=1e-8),
-    "amsgrad":  dict(quad={"learning_rate": 0.05}, decay=True, rosen_lr=0.1, rosen_bar=1e-12),
-    "nadam":    dict(quad={"learning_rate": 0.05}, decay=True, rosen_lr=0.01, rosen_bar=1e-4),
-    "adamw":    dict(quad={"learning_rate": 0.05, "weight_decay": 0.0}, decay=True,
-                     rosen_lr=0.03, rosen_bar=1e-3),
-    "radam":    dict(quad={"learning_rate": 0.05}, decay=True, rosen_lr=0.01, rosen_bar=0.5),
-}
-NAMES = sorted(TABLE)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import reference as R  # noqa: E402
+
+# Every test "for every algorithm" runs over the registry; each algorithm's
+# settings (convergence on the quadratic and on Rosenbrock, whether it needs
+# the loss, ...) are in its record in reference.py.
+NAMES = dh.algorithms()
 
 
 def quadratic():
@@ -51,18 +40,39 @@ def rosenbrock(p):
     return (1 - p[0]) ** 2 + 100 * (p[1] - p[0] ** 2) ** 2
 
 
-def test_table_covers_every_registered_algorithm():
-    assert set(TABLE) == set(dh.algorithms())
+def test_every_registered_algorithm_has_a_record_in_reference_py():
+    missing = sorted(set(dh.algorithms()) - set(R.RECORDS))
+    assert not missing, (f"registered algorithms without a record in tests/reference.py: "
+                         f"{missing}; add each one's transcription and Record there")
+
+
+def test_every_record_in_reference_py_is_a_registered_algorithm():
+    unknown = sorted(set(R.RECORDS) - set(dh.algorithms()))
+    assert not unknown, (f"tests/reference.py has records for names npdownhill does not register: "
+                         f"{unknown} (registered: {dh.algorithms()})")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_record_says_whether_the_algorithm_needs_the_loss(name):
+    cls, rec = type(dh.build(name, rosenbrock, np.zeros(2))), R.record(name)
+    assert cls.needs_loss == rec.needs_loss, \
+        f"{name}: needs_loss is {cls.needs_loss} in the package, {rec.needs_loss} in its record"
+
+
+def _unless_kept(name, **kwargs):
+    """``kwargs`` without what the record keeps at its defaults (NAG's momentum)."""
+    keep = R.record(name).keep_default
+    return {key: value for key, value in kwargs.items() if key not in keep}
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_converges_on_a_quadratic(name):
     a, b, x_star = quadratic()
-    spec = TABLE[name]
-    kwargs = dict(spec["quad"])
-    if spec["decay"]:
-        lr0 = kwargs.pop("learning_rate", dh.build(name, None if name != "esgd" else rosenbrock,
-                                                   np.zeros(2)).hyper["learning_rate"])
+    rec = R.record(name)
+    kwargs = dict(rec.quad)
+    if rec.quad_decay:
+        lr0 = kwargs.pop("learning_rate",
+                         dh.build(name, rosenbrock, np.zeros(2)).hyper["learning_rate"])
         kwargs["learning_rate"] = dh.schedules.exponential_decay(lr0, 0.1, 1000)
     x = np.zeros(5)
     opt = dh.build(name, lambda p: 0.5 * anp.dot(p, anp.dot(a, p)) - anp.dot(b, p), x,
@@ -74,11 +84,12 @@ def test_converges_on_a_quadratic(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_descends_rosenbrock(name):
+    rec = R.record(name)
     y = np.array([-1.5, 2.0])
-    opt = dh.build(name, rosenbrock, y, rng=0, learning_rate=TABLE[name]["rosen_lr"])
+    opt = dh.build(name, rosenbrock, y, rng=0, learning_rate=rec.rosen_lr)
     for _ in range(3000):
         opt.step()
-    assert rosenbrock(y) < TABLE[name]["rosen_bar"]
+    assert rosenbrock(y) < rec.rosen_bar
 
 
 def _tree(dtype):
@@ -112,13 +123,13 @@ def test_float32_trees_stay_float32_and_follow_the_float64_run(name):
     np.testing.assert_allclose(flat32, flat64, rtol=1e-3, atol=1e-4)
 
 
-@pytest.mark.parametrize("name", sorted(set(NAMES) - {"esgd"}))
+@pytest.mark.parametrize("name", R.select(NAMES, lambda rec: not rec.needs_loss))
 def test_a_nested_tree_moves_exactly_like_the_same_numbers_in_one_vector(name):
     rng = np.random.default_rng(0)
     tree = _tree(np.float64)
     layout = Layout(tree)
     vector = layout.read(layout.empty())
-    kwargs = dict(momentum=0.5, nesterov=True, weight_decay=0.01) if name != "nag" else {}
+    kwargs = _unless_kept(name, momentum=0.5, nesterov=True, weight_decay=0.01)
     o_tree = dh.build(name, None, tree, **kwargs)
     o_vec = dh.build(name, None, vector, **kwargs)
     for _ in range(30):
@@ -128,12 +139,14 @@ def test_a_nested_tree_moves_exactly_like_the_same_numbers_in_one_vector(name):
     np.testing.assert_array_equal(layout.read(layout.empty()), vector)
 
 
-def test_esgd_on_a_nested_tree_matches_the_flat_vector():
+@pytest.mark.parametrize("name", [name for name in NAMES
+                                  if name in R.RECORDS and R.RECORDS[name].needs_loss])
+def test_a_loss_needing_rule_on_a_nested_tree_matches_the_flat_vector(name):
     tree = _tree(np.float64)
     layout = Layout(tree)
     vector = layout.read(layout.empty())
-    o_tree = dh.ESGD(_tree_loss, tree, rng=5)
-    o_vec = dh.ESGD(lambda v: _tree_loss(layout.unflatten(v)), vector, rng=5)
+    o_tree = dh.build(name, _tree_loss, tree, rng=5)
+    o_vec = dh.build(name, lambda v: _tree_loss(layout.unflatten(v)), vector, rng=5)
     for _ in range(30):
         o_tree.step()
         o_vec.step()
@@ -146,8 +159,8 @@ def test_state_dict_round_trip_continues_identically(name):
     b = _tree(np.float64)
     for leaf in Layout(b).arrays:
         leaf += 10.0                       # different values: load must overwrite them
-    oa = dh.build(name, _tree_loss, a, rng=1, momentum=0.3 if name != "nag" else 0.9)
-    ob = dh.build(name, _tree_loss, b, rng=99, momentum=0.3 if name != "nag" else 0.9)
+    oa = dh.build(name, _tree_loss, a, rng=1, **_unless_kept(name, momentum=0.3))
+    ob = dh.build(name, _tree_loss, b, rng=99, **_unless_kept(name, momentum=0.3))
     for _ in range(7):
         oa.step()
     ob.load_state_dict(oa.state_dict())
@@ -161,11 +174,11 @@ def test_state_dict_round_trip_continues_identically(name):
     assert oa.updates == ob.updates == 14
 
 
-@pytest.mark.parametrize("name", sorted(set(NAMES) - {"esgd"}))
+@pytest.mark.parametrize("name", R.select(NAMES, lambda rec: not rec.needs_loss))
 def test_update_apply_and_get_updates_take_the_same_step(name):
     rng = np.random.default_rng(2)
     x1, x2, x3 = (np.array([0.5, -1.0, 2.0]) for _ in range(3))
-    o1, o2, o3 = (dh.build(name, None, x, momentum=0.5 if name != "nag" else 0.9)
+    o1, o2, o3 = (dh.build(name, None, x, **_unless_kept(name, momentum=0.5))
                   for x in (x1, x2, x3))
     for _ in range(10):
         g = rng.normal(size=3)

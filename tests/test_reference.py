@@ -4,13 +4,17 @@ Every registered algorithm runs 100 float64 updates on a random 7-D SPD
 quadratic and on the 2-D Rosenbrock function from (-3, -3), with
 
   (a) default hyperparameters ("default"; on Rosenbrock the learning rate of
-      DEFAULT_LR below where the default would diverge),
+      the record's default_lr where the default would diverge),
   (b) one or more non-default sets ("custom1", "custom2", ...),
   (c) classical momentum 0.5 ("momentum0.5"),
   (d) Nesterov momentum 0.5 ("nesterov0.5"),
+  (e) the record's weight-decay / momentum-wrapper sets, if any,
 
 and the whole trajectory x_0 .. x_100 must agree with the transcription to
-rtol 1e-10.  A failure here means the package and the equations disagree --
+rtol 1e-10.  The algorithms are the package's registry; every setting (the
+transcription, the learning rates, the custom sets, the aliases, which runs
+need an absolute tolerance) comes from the algorithm's record in
+reference.py.  A failure here means the package and the equations disagree --
 or, if the package is not written yet, that it is missing: such tests fail on
 purpose rather than being skipped.
 """
@@ -38,6 +42,11 @@ def _dh():
     if dh is None:
         pytest.fail(f"npdownhill cannot be imported: {_IMPORT_ERROR!r}")
     return dh
+
+
+# The registry (every test below then fails on the import error if the
+# package cannot be imported; the transcription-only tests still run).
+NAMES = dh.algorithms() if dh is not None else sorted(R.RECORDS)
 
 
 STEPS = 100
@@ -86,8 +95,8 @@ def run_package(algo, problem_name, steps, seed=ESGD_SEED, **kwargs):
     f, grad, hvp, x0, loss = problem(problem_name)
     x = x0.copy()
     xs = [x.copy()]
-    if algo == "esgd":
-        opt = dh_.build("esgd", loss, x, rng=seed, **kwargs)
+    if R.record(algo).needs_loss:
+        opt = dh_.build(algo, loss, x, rng=seed, **kwargs)
         for _ in range(steps):
             opt.step()
             xs.append(x.copy())
@@ -101,103 +110,15 @@ def run_package(algo, problem_name, steps, seed=ESGD_SEED, **kwargs):
 
 def run_reference(algo, problem_name, steps, seed=ESGD_SEED, **kwargs):
     f, grad, hvp, x0, loss = problem(problem_name)
-    if algo == "esgd":
+    if R.record(algo).needs_loss:
         return R.trajectory(algo, grad, x0, steps, hvp_fn=hvp, seed=seed,
                             **kwargs)
     return R.trajectory(algo, grad, x0, steps, **kwargs)
 
 
 # ---------------------------------------------------------------------------
-# The table.
+# The cases: every registered algorithm, with the settings of its record.
 # ---------------------------------------------------------------------------
-
-# Learning rate of the "default", "momentum0.5" and "nesterov0.5" runs,
-# (quadratic, rosenbrock); None = the algorithm's own default.  Rosenbrock's
-# gradient at (-3, -3) is (-14408, -2400): plain gradient steps need lr ~1e-4,
-# and RAdam's first 5 updates (rho_t <= 5) are un-normalized momentum steps
-# lr * mhat, so it needs 1e-5.  Every other default stays bounded.
-DEFAULT_LR = {
-    "sgd":      (None, 1e-4),
-    "momentum": (None, 1e-4),
-    "nag":      (None, 1e-4),
-    "rmsprop":  (None, None),
-    "rprop":    (None, None),
-    "adagrad":  (None, None),
-    "adadelta": (None, None),
-    "esgd":     (None, None),
-    "adam":     (None, None),
-    "amsgrad":  (None, None),
-    "adamw":    (None, None),
-    "adamax":   (None, None),
-    "nadam":    (None, None),
-    "radam":    (None, 1e-5),
-}
-
-# Non-default hyperparameter sets: (learning rate on the quadratic, learning
-# rate on Rosenbrock), other hyperparameters.  The learning rates are small
-# enough that no run reaches the chaotic regime of sign-like methods bouncing
-# around the minimum within 100 updates (there a 1-ulp difference grows to
-# O(1) -- e.g. RMSProp with eps 1e-5 outside the root and lr 0.01 on the
-# quadratic); see the comment in test_trajectory_matches_reference.
-CUSTOM = {
-    "sgd": [((0.02, 5e-5), dict())],
-    "momentum": [((0.005, 5e-5), dict(momentum=0.8))],
-    "nag": [((0.005, 5e-5), dict(momentum=0.95))],
-    "rmsprop": [
-        ((0.01, 0.02), dict(rho=0.9, epsilon=1e-4, centered=True,
-                            epsilon_inside=False)),
-        ((0.02, 0.02), dict(rho=0.95, epsilon=1e-3, centered=True,
-                            epsilon_inside=True)),
-        ((0.005, 0.02), dict(rho=0.7, epsilon=1e-5, centered=False,
-                             epsilon_inside=False)),
-    ],
-    "rprop": [
-        ((0.05, 0.05), dict(rprop_increase=1.5, rprop_decrease=0.3,
-                            rprop_min_step=1e-4, rprop_max_step=1.0)),
-    ],
-    "adagrad": [
-        ((0.5, 0.5), dict(epsilon=1e-3, epsilon_inside=False,
-                          initial_accumulator=0.1)),
-        ((0.5, 0.5), dict(epsilon=1e-4, epsilon_inside=True,
-                          initial_accumulator=1.0)),
-    ],
-    "adadelta": [((0.2, 0.5), dict(rho=0.8, epsilon=1e-3))],
-    "esgd": [((0.05, 0.05), dict(rho=0.9, epsilon=1e-4))],
-    "adam": [
-        ((0.05, 0.1), dict(beta1=0.8, beta2=0.99, epsilon=1e-4,
-                           epsilon_hat=True)),
-        ((0.05, 0.1), dict(beta1=0.7, beta2=0.95, epsilon=1e-3,
-                           epsilon_hat=False)),
-    ],
-    "amsgrad": [
-        ((0.05, 0.1), dict(beta1=0.8, beta2=0.99, epsilon=1e-4,
-                           epsilon_hat=True)),
-        ((0.05, 0.1), dict(beta1=0.7, beta2=0.95, epsilon=1e-3,
-                           epsilon_hat=False)),
-    ],
-    "adamw": [((0.05, 0.1), dict(beta1=0.85, beta2=0.995, epsilon=1e-6,
-                                 weight_decay=0.1))],
-    "adamax": [
-        ((0.05, 0.1), dict(beta1=0.8, beta2=0.99, epsilon=1e-4,
-                           epsilon_in_max=True)),
-        ((0.03, 0.1), dict(beta1=0.7, beta2=0.95, epsilon=1e-3,
-                           epsilon_in_max=False)),
-    ],
-    "nadam": [((0.05, 0.1), dict(beta1=0.8, beta2=0.99, epsilon=1e-4,
-                                 momentum_decay=0.01))],
-    "radam": [((0.02, 1e-4), dict(beta1=0.8, beta2=0.99, epsilon=1e-4))],
-}
-
-# Decoupled weight decay on algorithms whose default is 0, alone and
-# combined with the momentum wrapper (decay is added after it).
-WEIGHT_DECAY = [
-    ("sgd", dict(weight_decay=0.1)),
-    ("sgd", dict(weight_decay=0.1, momentum=0.5)),
-    ("rmsprop", dict(weight_decay=0.1)),
-    ("rmsprop", dict(weight_decay=0.1, momentum=0.5, nesterov=True)),
-    ("adam", dict(weight_decay=0.1, momentum=0.5)),
-    ("adamw", dict(momentum=0.5, nesterov=True)),
-]
 
 PROBLEMS = ("quadratic", "rosenbrock")
 
@@ -206,66 +127,63 @@ def _with_lr(hyper, lr):
     return dict(hyper) if lr is None else dict(hyper, learning_rate=lr)
 
 
+def _label(hyper):
+    return "-".join(f"{key}{val}" if not isinstance(val, bool) else key
+                    for key, val in hyper.items())
+
+
 def _cases():
     cases = []
-    for algo in R.ALGORITHMS:
+    for algo in NAMES:
+        rec = R.RECORDS.get(algo)
+        if rec is None:         # its test fails, saying the record is missing
+            cases.append((algo, "quadratic", "default", {}))
+            continue
         for k, name in enumerate(PROBLEMS):
-            lr = DEFAULT_LR[algo][k]
+            lr = rec.default_lr[k]
             cases.append((algo, name, "default", _with_lr({}, lr)))
-            for j, (lrs, hyper) in enumerate(CUSTOM[algo], start=1):
+            for j, (lrs, hyper) in enumerate(rec.custom, start=1):
                 cases.append((algo, name, f"custom{j}",
                               _with_lr(hyper, lrs[k])))
             cases.append((algo, name, "momentum0.5",
                           _with_lr(dict(momentum=0.5), lr)))
             cases.append((algo, name, "nesterov0.5",
                           _with_lr(dict(momentum=0.5, nesterov=True), lr)))
-    for algo, hyper in WEIGHT_DECAY:
-        for k, name in enumerate(PROBLEMS):
-            label = "-".join(f"{key}{val}" if not isinstance(val, bool) else key
-                             for key, val in hyper.items())
-            cases.append((algo, name, label,
-                          _with_lr(hyper, DEFAULT_LR[algo][k])))
+        for hyper in rec.wrapped:
+            for k, name in enumerate(PROBLEMS):
+                cases.append((algo, name, _label(hyper),
+                              _with_lr(hyper, rec.default_lr[k])))
     return cases
 
 
 CASES = _cases()
 CASE_IDS = [f"{a}-{p}-{v}" for a, p, v, _ in CASES]
 
-# Cases in which some coordinate of some iterate lands close to zero (down to
-# |x| ~ 2.6e-5) while passing from its start to the minimum: there a relative
-# tolerance alone asks for more than the ~1e-14 absolute agreement that any
-# two orderings of the same float64 arithmetic can promise, so these get a
-# tiny absolute tolerance, 1e-13 (3e-14 of the trajectory's scale, |x| <= 3.5).
-# Listed: every case where the perturbation of
-# test_table_case_is_well_conditioned, with atol = 0, reaches a twentieth of
-# the tolerance for some noise seed among 0..4 (all others stay below 1/20).
+# The runs listed in a record's zero_crossing (see reference.Record) pass a
+# coordinate close to zero and get this absolute tolerance besides RTOL.
 ZERO_CROSSING_ATOL = 1e-13
-ZERO_CROSSING = {               # smallest |coordinate| of the trajectory
-    "sgd-quadratic-weight_decay0.1",    # 1.6e-4
-    "momentum-quadratic-default",       # 8.2e-5
-    "momentum-quadratic-custom1",       # 6.6e-4
-    "nag-quadratic-custom1",            # 3.0e-4
-    "rprop-quadratic-custom1",          # 1.4e-4
-    "rprop-quadratic-momentum0.5",      # 2.6e-5
-    "rprop-quadratic-nesterov0.5",      # 8.8e-4
-    "adagrad-quadratic-custom1",        # 2.2e-4
-    "adagrad-quadratic-custom2",        # 1.4e-4
-    "adagrad-quadratic-nesterov0.5",    # 1.7e-4
-    "adagrad-rosenbrock-custom1",       # 5.9e-4
-    "adagrad-rosenbrock-custom2",       # 5.9e-4
-    "adamax-quadratic-custom1",         # 1.6e-4
-    "radam-quadratic-custom1",          # 5.2e-4
-}
 
 
-def tolerance(case_id):
-    return RTOL, (ZERO_CROSSING_ATOL if case_id in ZERO_CROSSING else 0.0)
+def tolerance(algo, problem_name, variant):
+    crossing = f"{problem_name}-{variant}" in R.record(algo).zero_crossing
+    return RTOL, (ZERO_CROSSING_ATOL if crossing else 0.0)
+
+
+def test_zero_crossing_labels_name_cases():
+    """Every run a record lists in zero_crossing is one of its cases (a stale
+    or misspelt label would silently leave a case without the tolerance it
+    was meant to have, or give a case one it no longer needs)."""
+    labels = {(a, f"{p}-{v}") for a, p, v, _ in CASES}
+    stale = sorted(f"{algo}: {label}" for algo in NAMES if algo in R.RECORDS
+                   for label in R.RECORDS[algo].zero_crossing
+                   if (algo, label) not in labels)
+    assert not stale, f"zero_crossing labels that name no case: {stale}"
 
 
 @pytest.mark.parametrize("algo, problem_name, variant, hyper", CASES,
                          ids=CASE_IDS)
 def test_trajectory_matches_reference(algo, problem_name, variant, hyper):
-    rtol, atol = tolerance(f"{algo}-{problem_name}-{variant}")
+    rtol, atol = tolerance(algo, problem_name, variant)
     ref = run_reference(algo, problem_name, STEPS, **hyper)
     ours = run_package(algo, problem_name, STEPS, **hyper)
     assert ours.shape == ref.shape
@@ -298,7 +216,7 @@ def test_table_case_is_well_conditioned(algo, problem_name, variant, hyper):
     the minimum with sign-like steps (RMSProp, Adadelta, Adam with a large
     learning rate) fail this: they amplify 1 ulp to O(1) within 100 updates.
     (Needs only reference.py.)"""
-    rtol, atol = tolerance(f"{algo}-{problem_name}-{variant}")
+    rtol, atol = tolerance(algo, problem_name, variant)
     ref = run_reference(algo, problem_name, STEPS, **hyper)
     assert np.all(np.isfinite(ref)) and np.abs(ref).max() < 10
     for k in range(5):
@@ -312,28 +230,11 @@ def test_table_case_is_well_conditioned(algo, problem_name, variant, hyper):
 # Hyperparameter aliases.
 # ---------------------------------------------------------------------------
 
-HL = R.halflife_to_rho
-
-# (algorithm, kwargs given to the package, canonical kwargs for the reference)
-ALIASES = [
-    ("rmsprop", dict(rms_halflife=5, learning_rate=0.005),
-     dict(rho=HL(5), learning_rate=0.005)),
-    ("adadelta", dict(rms_halflife=10), dict(rho=HL(10))),
-    ("esgd", dict(rms_halflife=7), dict(rho=HL(7))),
-    ("adam", dict(beta1_halflife=3, beta2_halflife=200, learning_rate=0.05),
-     dict(beta1=HL(3), beta2=HL(200), learning_rate=0.05)),
-    ("rmsprop", dict(rms_regularizer=1e-4, learning_rate=0.005),
-     dict(epsilon=1e-4, learning_rate=0.005)),
-    ("adam", dict(rms_regularizer=1e-4, learning_rate=0.02),
-     dict(epsilon=1e-4, learning_rate=0.02)),
-    ("adam", dict(b1=0.8, b2=0.99, learning_rate=0.05),
-     dict(beta1=0.8, beta2=0.99, learning_rate=0.05)),
-    ("nadam", dict(b1=0.8, b2=0.99, lr=0.05),
-     dict(beta1=0.8, beta2=0.99, learning_rate=0.05)),
-    ("sgd", dict(lr=0.02), dict(learning_rate=0.02)),
-    ("adagrad", dict(lr=0.5, rms_regularizer=1e-3),
-     dict(learning_rate=0.5, epsilon=1e-3)),
-]
+# (algorithm, kwargs given to the package, canonical kwargs for the reference),
+# from the records' aliases.
+ALIASES = [(algo, alias_kwargs, canonical)
+           for algo in NAMES if algo in R.RECORDS
+           for alias_kwargs, canonical in R.RECORDS[algo].aliases]
 
 # Aliases that only rename a number (no halflife conversion): the run must be
 # bit-identical to the one with the canonical name.
@@ -497,4 +398,4 @@ def test_reference_first_updates_by_hand():
     expected = x0 - 1e-3 * np.arange(6)[:, None] * g0
     np.testing.assert_allclose(tr, expected, rtol=1e-14)
     # ESGD's default decay has a half-life of 14 updates.
-    assert math.isclose(R.DEFAULTS["esgd"]["rho"] ** 14, 0.5, rel_tol=1e-14)
+    assert math.isclose(R.record("esgd").defaults["rho"] ** 14, 0.5, rel_tol=1e-14)

@@ -38,10 +38,11 @@ except ImportError as exc:  # fail every test, but do not abort collection
 DATA = os.path.join(HERE, "data", "torch_trajectories.npz")
 RTOL, ATOL = 1e-9, 1e-12
 
-# Every rule torch.optim has a counterpart of (ESGD has none).
-TORCH_RULES = {"sgd", "momentum", "nag", "rmsprop", "rprop", "adagrad",
-               "adadelta", "adam", "amsgrad", "adamw", "adamax", "nadam",
-               "radam"}
+# Which rules run here is the data file's own list of cases; the records of
+# reference.py only say which rules torch.optim has a counterpart of
+# (torch_counterpart), and test_every_torch_counterpart_has_cases checks that
+# the file agrees.
+TORCH_RULES = {name for name, rec in R.RECORDS.items() if rec.torch_counterpart}
 
 
 def _load():
@@ -64,8 +65,21 @@ def test_data_file_loads():
     assert str(DATA_ARRAYS["torch_version"])
     ids = [c["id"] for c in CASES]
     assert len(ids) == len(set(ids))
-    assert {c["algo"] for c in CASES} == TORCH_RULES
     assert {c["problem"]["name"] for c in CASES} == {"quadratic", "rosenbrock"}
+
+
+def test_every_torch_counterpart_has_cases():
+    """The rules recorded in reference.py with torch_counterpart=True are
+    exactly the rules the data file has cases for."""
+    assert _LOAD_ERROR is None, f"cannot load {DATA}: {_LOAD_ERROR!r}"
+    in_file = {c["algo"] for c in CASES}
+    missing = sorted(TORCH_RULES - in_file)
+    assert not missing, (f"recorded in tests/reference.py with torch_counterpart=True "
+                         f"but without cases in {DATA}: {missing} (regenerate it "
+                         f"with data/make_torch_reference.py)")
+    unexpected = sorted(in_file - TORCH_RULES)
+    assert not unexpected, (f"{DATA} has cases for rules that reference.py does not "
+                            f"record with torch_counterpart=True: {unexpected}")
 
 
 def test_stored_quadratic_is_reference_quadratic():
