@@ -119,8 +119,10 @@ class Layout:
     ------
     TypeError
         A leaf that is not a floating-point ``ndarray`` (integers, bools,
-        complex numbers, Python floats and objects are refused), or a dict key
-        that is neither ``str`` nor ``int``.
+        complex numbers, Python floats and objects are refused), a ``float16``
+        leaf (too coarse for the optimizers' arithmetic; ``float32``,
+        ``float64`` and ``longdouble`` are accepted), or a dict key that is
+        neither ``str`` nor ``int``.
     ValueError
         An empty tree, a zero-size or read-only leaf, two leaves with the same
         name, or two leaves that share memory.
@@ -304,6 +306,12 @@ def _check_leaf(name, leaf, where):
     if leaf.dtype.kind != "f":
         raise TypeError(f"{label} must have a floating-point dtype; got {leaf.dtype} "
                         "(integer, bool, complex and object leaves cannot be optimized)")
+    if leaf.dtype == np.float16:
+        # float16 cannot hold the optimizer's arithmetic: Adam's epsilon (1e-8) and
+        # squared small gradients underflow to 0, and small steps round away.
+        raise TypeError(f"{label} has dtype float16, which is too coarse to optimize (epsilon "
+                        "and squared gradients underflow, small steps round away); convert it "
+                        "before building the optimizer, e.g. with .astype(np.float32)")
     if leaf.size == 0:
         raise ValueError(f"{label} is empty (shape {leaf.shape}); every leaf needs at least one element")
     if not leaf.flags.writeable:

@@ -48,6 +48,25 @@ def test_non_float_leaves_are_refused_with_the_leaf_name(leaf, kind):
         dh.SGD(None, {"layers": [np.zeros(2), leaf]})
 
 
+def test_float16_leaves_are_refused_with_the_leaf_name_and_the_fix():
+    msg = r"leaf {} has dtype float16, which is too coarse.*\.astype\(np\.float32\)"
+    with pytest.raises(TypeError, match=r"Adam\(params\): " + msg.format("the root array")):
+        dh.Adam(None, np.ones(3, np.float16))
+    with pytest.raises(TypeError, match=msg.format(r"'layers\.1\.b'")):
+        dh.Adam(None, {"w": np.ones(2), "layers": [np.ones(2, np.float32),
+                                                   {"b": np.ones(2, np.float16)}]})
+    with pytest.raises(TypeError, match=msg.format("'h'")):
+        Layout({"h": np.ones((), np.float16)})
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.longdouble])
+def test_float32_float64_and_longdouble_leaves_are_accepted(dtype):
+    tree = {"w": np.ones(3, dtype)}
+    dh.SGD(None, tree, learning_rate=0.5).apply({"w": np.ones(3)})
+    assert tree["w"].dtype == dtype
+    np.testing.assert_array_equal(tree["w"], np.full(3, 0.5, dtype))
+
+
 def test_python_float_leaf_is_refused_with_a_hint():
     with pytest.raises(TypeError, match=r"leaf 'b' must be a floating-point ndarray; got float.*np\.array"):
         dh.SGD(None, {"w": np.zeros(2), "b": 0.0})
