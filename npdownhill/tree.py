@@ -151,6 +151,7 @@ class Layout:
         _check_no_overlap(self, where)
         self.packed = self._find_packed_buffer()
         self._get = _compile_getter(self.structure)
+        self._holds = _compile_identity_check(self.structure, self.arrays)
 
     # -- conversions -----------------------------------------------------
     def empty(self):
@@ -281,6 +282,64 @@ class Layout:
             raise ValueError(f"{where}: dtype {np.dtype(other_dtype)} differs from the params' "
                              f"{self.dtype}")
 
+    def check_bound(self, tree, where):
+        """Check that ``tree`` still holds this layout's arrays themselves.
+
+        The optimizer updates the arrays it was built with, in place. If the
+        caller rebinds a leaf (``params["w"] = params["w"] * 1.0``), the loss
+        reads the new array while the optimizer keeps updating the old one.
+        This check catches that: every leaf position of ``tree`` must hold
+        the identical array object (``is``) recorded in :attr:`arrays`, and
+        the containers must have no extra keys or items.
+
+        Runs on every step, so the usual case costs one call of a generated
+        function that compares the leaves by identity (no per-leaf walk);
+        only a failed check walks the tree to explain what changed.
+
+        Parameters
+        ----------
+        tree : dict, list, tuple or ndarray
+            The param tree this layout was built from (the same container
+            object), possibly mutated since. A bare-array tree always passes:
+            there is no container through which it could be rebound.
+        where : str
+            The call being checked, used in error messages.
+
+        Returns
+        -------
+        None
+
+        Raises
+        ------
+        ValueError
+            A leaf position holds another array, another type, or nothing (a
+            missing key, a shortened list, a replaced container); or a
+            container gained a key or item that the layout does not have.
+        """
+        if self._holds(tree):
+            return None
+        try:
+            # A dict whose keys were popped and re-inserted is in another order
+            # but may hold the same arrays: check by key with the getter.
+            if all(map(operator.is_, self._get(tree), self.arrays)):
+                return None
+        except Exception:
+            pass
+        problem = _first_difference(self.structure, self.arrays, tree)
+        if problem is None:
+            return None  # only the fast checks' stricter container tests failed
+        leaf, clause = problem
+        if leaf is None:
+            raise ValueError(f"{where}: {clause}; the param tree's structure changed after the "
+                             "optimizer was built, and its layout is fixed. Restore the structure, "
+                             "or build a new optimizer for the new tree")
+        path = _leaf_paths(self.structure)[leaf]
+        raise ValueError(f"{where}: leaf {_display(self.names[leaf])} was rebound to another "
+                         f"object: {clause}, so the optimizer would update an array the params "
+                         f"no longer hold. Assign in place instead, e.g. "
+                         f"{_expr(path)}[...] = new_value, or build a new optimizer for the "
+                         "new arrays")
+
     def _find_packed_buffer(self):
         """The 1-d buffer all leaves are consecutive views of, or ``None``."""
         first = self.arrays[0]
@@ -385,6 +444,176 @@ def _compile_getter(structure):
     namespace = {}
     exec(compile(source, "<npdownhill.tree getter>", "exec"), namespace)
     return namespace["get"]
+
+
+# Dicts with at most this many keys have their keys compared one by one;
+# above it, one C-level ``list(d) == keys`` is cheaper than many ``is`` tests.
+_KEYS_BY_IDENTITY_UP_TO = 12
+
+
+def _compile_identity_check(structure, arrays):
+    """Generate ``holds(tree) -> bool``: does ``tree`` hold ``arrays``, in layout order?
+
+    The generated function unpacks every container in iteration order
+    (``[v0, v1] = t.values()``), which is cheaper than indexing by key and
+    also catches extra keys and items (the unpacking fails), then compares
+    each leaf with its recorded array by identity. The arrays and dict keys
+    are bound as default arguments, so they are fast locals. Any exception
+    (a replaced container, a wrong length) means "no". A ``False`` answer is
+    not final: it may only mean a dict's keys are in another order, which
+    :meth:`Layout.check_bound` then checks by key.
+
+    A bare-array tree cannot be rebound through a container, so its check
+    always answers ``True``.
+    """
+    if not isinstance(structure, _CONTAINERS):
+        return lambda tree: True
+    unpacks, tests, bound = [], [], {}
+    arrays = iter(arrays)
+
+    def bind(obj):
+        name = f"o{len(bound)}"
+        bound[name] = obj
+        return name
+
+    def unpack(source, count):
+        names = [f"v{len(unpacks)}_{i}" for i in range(count)]
+        unpacks.append(f"[{', '.join(names)}] = {source}")  # [] and [x] targets work too
+        return names
+
+    def walk(s, var):
+        if isinstance(s, dict):
+            children = unpack(f"{var}.values()", len(s))
+            if len(s) <= _KEYS_BY_IDENTITY_UP_TO:
+                tests.extend(f"{k} is {bind(key)}" for k, key in zip(unpack(var, len(s)), s))
+            else:
+                tests.append(f"list({var}) == {bind(list(s))}")
+            subs = s.values()
+        elif isinstance(s, (list, tuple)):
+            children, subs = unpack(var, len(s)), s
+        else:
+            tests.append(f"{var} is {bind(next(arrays))}")
+            return
+        for sub, child in zip(subs, children):
+            walk(sub, child)
+
+    walk(structure, "t")
+    body = "".join(f"        {line}\n" for line in unpacks)
+    source = (f"def holds(t, {', '.join(f'{n}={n}' for n in bound)}):\n"
+              f"    try:\n{body}"
+              f"        return {' and '.join(tests) or 'True'}\n"
+              f"    except Exception:\n"
+              f"        return False\n")
+    namespace = dict(bound)  # the defaults are evaluated here, at definition
+    exec(compile(source, "<npdownhill.tree identity check>", "exec"), namespace)
+    return namespace["holds"]
+
+
+def _count_leaves(structure):
+    if isinstance(structure, dict):
+        return sum(map(_count_leaves, structure.values()))
+    if isinstance(structure, (list, tuple)):
+        return sum(map(_count_leaves, structure))
+    return 1
+
+
+def _leaf_paths(structure, path=()):
+    """The key/index path of every leaf, in layout order."""
+    if isinstance(structure, dict):
+        return [p for key, sub in structure.items() for p in _leaf_paths(sub, path + (key,))]
+    if isinstance(structure, (list, tuple)):
+        return [p for index, sub in enumerate(structure) for p in _leaf_paths(sub, path + (index,))]
+    return [path]
+
+
+def _expr(path):
+    """Python indexing expression for a path: ``params["layers"][0]["W"]``."""
+    parts = []
+    for key in path:
+        if isinstance(key, str) and key.isprintable() and '"' not in key and "\\" not in key:
+            parts.append(f'["{key}"]')
+        else:
+            parts.append(f"[{key!r}]")
+    return "params" + "".join(parts)
+
+
+def _first_difference(structure, arrays, tree):
+    """Explain the first way ``tree`` no longer matches ``structure`` holding ``arrays``.
+
+    Walks in layout order and returns ``(leaf, clause)``: ``leaf`` is the
+    index of the first leaf affected, ``clause`` says what is there now
+    (another array, another type, a missing key or item). A container that
+    gained keys or items, with every leaf still in place, gives
+    ``(None, clause)``. Returns ``None`` when nothing differs.
+    """
+    position = 0     # index of the next leaf in layout order
+    extra = []       # the first container with extra keys/items, reported last
+
+    def kind(s):
+        return "a dict" if isinstance(s, dict) else "a list or tuple"
+
+    def replaced(s, node, path):
+        # the first leaf under ``s`` is affected (None if ``s`` holds no leaves)
+        first = position if _count_leaves(s) else None
+        if isinstance(s, _CONTAINERS):
+            return first, f"{_expr(path)} is now {_a(node)}, not {kind(s)} (another type)"
+        if isinstance(node, np.ndarray):
+            return first, (f"{_expr(path)} is now another array (shape {node.shape}, "
+                           f"dtype {node.dtype})")
+        return first, f"{_expr(path)} is now {_a(node)} (another type)"
+
+    def visit(s, node, path):
+        nonlocal position
+        if isinstance(s, dict):
+            if not isinstance(node, dict):
+                return replaced(s, node, path)
+            unexpected = [key for key in node if key not in s]
+            for key, sub in s.items():
+                if key not in node:
+                    hint = f"; it has unexpected keys {unexpected}" if unexpected else ""
+                    return (position if _count_leaves(sub) else None,
+                            f"{_expr(path)} has no key {key!r} any more (a missing key{hint})")
+                found = visit(sub, node[key], path + (key,))
+                if found:
+                    return found
+            if unexpected and not extra:
+                extra.append(f"{_expr(path)} gained key {unexpected[0]!r}")
+        elif isinstance(s, (list, tuple)):
+            if not isinstance(node, (list, tuple)):
+                return replaced(s, node, path)
+            for index, sub in enumerate(s):
+                if index >= len(node):
+                    return (position if _count_leaves(sub) else None,
+                            f"{_expr(path)} has only {_items(len(node))} (index {index} is "
+                            "missing)")
+                found = visit(sub, node[index], path + (index,))
+                if found:
+                    return found
+            if len(node) > len(s) and not extra:
+                extra.append(f"{_expr(path)} gained items: it has {_items(len(node))} where "
+                             f"the layout has {len(s)}")
+        else:
+            if node is not arrays[position]:
+                return replaced(s, node, path)
+            position += 1
+        return None
+
+    found = visit(structure, tree, ())
+    if found:
+        return found
+    return (None, extra[0]) if extra else None
+
+
+def _items(n):
+    return f"{n} item" if n == 1 else f"{n} items"
+
+
+def _a(obj):
+    """``a list``, ``an int``, ``None``: what an object is, for messages."""
+    if obj is None:
+        return "None"
+    name = type(obj).__name__
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
 
 
 def _leaves_like(structure, tree, prefix, where):
