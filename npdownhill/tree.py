@@ -14,6 +14,10 @@ buffer: leaf ``i`` occupies ``flat[offsets[i]:offsets[i + 1]]`` in C order.
 
 The optimizer never copies the user's tree. It updates the user's arrays in
 place, so the arrays a caller passed in are the arrays that hold the result.
+It follows that a caller must change a parameter in place too
+(``params["w"][...] = value``): rebinding it (``params["w"] = value``) leaves
+the optimizer updating an array the tree no longer holds, which
+:meth:`Layout.check_bound` detects.
 When every leaf is already a view into one contiguous buffer, laid out exactly
 as above (see :func:`pack`), that buffer is used directly and an update
 touches the parameters with a single NumPy operation.
