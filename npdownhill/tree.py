@@ -322,13 +322,6 @@ class Layout:
         """
         if self._holds(tree):
             return None
-        try:
-            # A dict whose keys were popped and re-inserted is in another order
-            # but may hold the same arrays: check by key with the getter.
-            if all(map(operator.is_, self._get(tree), self.arrays)):
-                return None
-        except Exception:
-            pass
         problem = _first_difference(self.structure, self.arrays, tree)
         if problem is None:
             return None  # only the fast checks' stricter container tests failed
@@ -450,29 +443,28 @@ def _compile_getter(structure):
     return namespace["get"]
 
 
-# Dicts with at most this many keys have their keys compared one by one;
-# above it, one C-level ``list(d) == keys`` is cheaper than many ``is`` tests.
-_KEYS_BY_IDENTITY_UP_TO = 12
-
-
 def _compile_identity_check(structure, arrays):
-    """Generate ``holds(tree) -> bool``: does ``tree`` hold ``arrays``, in layout order?
+    """Generate ``holds(tree) -> bool``: is every leaf of ``tree`` the recorded array?
 
-    The generated function unpacks every container in iteration order
-    (``[v0, v1] = t.values()``), which is cheaper than indexing by key and
-    also catches extra keys and items (the unpacking fails), then compares
-    each leaf with its recorded array by identity. The arrays and dict keys
-    are bound as default arguments, so they are fast locals. Any exception
-    (a replaced container, a wrong length) means "no". A ``False`` answer is
-    not final: it may only mean a dict's keys are in another order, which
-    :meth:`Layout.check_bound` then checks by key.
+    Like :func:`_compile_getter`, the generated function indexes straight
+    down to every leaf and compares it with its recorded array by identity,
+    short-circuiting at the first difference::
+
+        return len(t) == 2 and t[o0] is o1 and len((c0 := t[o2])) == 1 and c0[0] is o3
+
+    The ``len`` tests catch extra keys and items; a missing key, a shortened
+    list or a replaced container raises, and any exception means "no". Dict
+    keys are indexed with the dict's own key objects, so the lookup matches
+    by identity without comparing strings; these and the arrays are bound
+    as default arguments (fast locals), and each container is fetched once.
+    Order-insensitive: a dict whose keys were re-inserted still passes.
 
     A bare-array tree cannot be rebound through a container, so its check
     always answers ``True``.
     """
     if not isinstance(structure, _CONTAINERS):
         return lambda tree: True
-    unpacks, tests, bound = [], [], {}
+    tests, bound = [], {}
     arrays = iter(arrays)
 
     def bind(obj):
@@ -480,32 +472,22 @@ def _compile_identity_check(structure, arrays):
         bound[name] = obj
         return name
 
-    def unpack(source, count):
-        names = [f"v{len(unpacks)}_{i}" for i in range(count)]
-        unpacks.append(f"[{', '.join(names)}] = {source}")  # [] and [x] targets work too
-        return names
-
-    def walk(s, var):
-        if isinstance(s, dict):
-            children = unpack(f"{var}.values()", len(s))
-            if len(s) <= _KEYS_BY_IDENTITY_UP_TO:
-                tests.extend(f"{k} is {bind(key)}" for k, key in zip(unpack(var, len(s)), s))
+    def walk(s, first, name):
+        # ``first`` is how the container is reached on first use (binding it
+        # to ``name`` with :=), which is the len test, always evaluated first
+        tests.append(f"len({first}) == {len(s)}")
+        for key, sub in (s.items() if isinstance(s, dict) else enumerate(s)):
+            child = f"{name}[{bind(key) if isinstance(s, dict) else key}]"
+            if isinstance(sub, _CONTAINERS):
+                var = f"c{len(tests)}"
+                walk(sub, f"({var} := {child})", var)
             else:
-                tests.append(f"list({var}) == {bind(list(s))}")
-            subs = s.values()
-        elif isinstance(s, (list, tuple)):
-            children, subs = unpack(var, len(s)), s
-        else:
-            tests.append(f"{var} is {bind(next(arrays))}")
-            return
-        for sub, child in zip(subs, children):
-            walk(sub, child)
+                tests.append(f"{child} is {bind(next(arrays))}")
 
-    walk(structure, "t")
-    body = "".join(f"        {line}\n" for line in unpacks)
+    walk(structure, "t", "t")
     source = (f"def holds(t, {', '.join(f'{n}={n}' for n in bound)}):\n"
-              f"    try:\n{body}"
-              f"        return {' and '.join(tests) or 'True'}\n"
+              f"    try:\n"
+              f"        return {' and '.join(tests)}\n"
               f"    except Exception:\n"
               f"        return False\n")
     namespace = dict(bound)  # the defaults are evaluated here, at definition
