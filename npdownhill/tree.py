@@ -324,7 +324,8 @@ class Layout:
             return None
         problem = _first_difference(self.structure, self.arrays, tree)
         if problem is None:
-            return None  # only the fast checks' stricter container tests failed
+            return None  # the walk finds nothing wrong: only an exotic container (say a
+                         # dict subclass with its own __len__) can make the two disagree
         leaf, clause = problem
         if leaf is None:
             raise ValueError(f"{where}: {clause}; the param tree's structure changed after the "
