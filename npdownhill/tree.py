@@ -14,6 +14,10 @@ buffer: leaf ``i`` occupies ``flat[offsets[i]:offsets[i + 1]]`` in C order.
 
 The optimizer never copies the user's tree. It updates the user's arrays in
 place, so the arrays a caller passed in are the arrays that hold the result.
+It follows that a caller must change a parameter in place too
+(``params["w"][...] = value``): rebinding it (``params["w"] = value``) leaves
+the optimizer updating an array the tree no longer holds, which
+:meth:`Layout.check_bound` detects.
 When every leaf is already a view into one contiguous buffer, laid out exactly
 as above (see :func:`pack`), that buffer is used directly and an update
 touches the parameters with a single NumPy operation.
@@ -119,8 +123,10 @@ class Layout:
     ------
     TypeError
         A leaf that is not a floating-point ``ndarray`` (integers, bools,
-        complex numbers, Python floats and objects are refused), or a dict key
-        that is neither ``str`` nor ``int``.
+        complex numbers, Python floats and objects are refused), a ``float16``
+        leaf (too coarse for the optimizers' arithmetic; ``float32``,
+        ``float64`` and ``longdouble`` are accepted), or a dict key that is
+        neither ``str`` nor ``int``.
     ValueError
         An empty tree, a zero-size or read-only leaf, two leaves with the same
         name, or two leaves that share memory.
@@ -149,6 +155,7 @@ class Layout:
         _check_no_overlap(self, where)
         self.packed = self._find_packed_buffer()
         self._get = _compile_getter(self.structure)
+        self._holds = _compile_identity_check(self.structure, self.arrays)
 
     # -- conversions -----------------------------------------------------
     def empty(self):
@@ -279,6 +286,58 @@ class Layout:
             raise ValueError(f"{where}: dtype {np.dtype(other_dtype)} differs from the params' "
                              f"{self.dtype}")
 
+    def check_bound(self, tree, where):
+        """Check that ``tree`` still holds this layout's arrays themselves.
+
+        The optimizer updates the arrays it was built with, in place. If the
+        caller rebinds a leaf (``params["w"] = params["w"] * 1.0``), the loss
+        reads the new array while the optimizer keeps updating the old one.
+        This check catches that: every leaf position of ``tree`` must hold
+        the identical array object (``is``) recorded in :attr:`arrays`, and
+        the containers must have no extra keys or items.
+
+        Runs on every step, so the usual case costs one call of a generated
+        function that compares the leaves by identity (no per-leaf walk);
+        only a failed check walks the tree to explain what changed.
+
+        Parameters
+        ----------
+        tree : dict, list, tuple or ndarray
+            The param tree this layout was built from (the same container
+            object), possibly mutated since. A bare-array tree always passes:
+            there is no container through which it could be rebound.
+        where : str
+            The call being checked, used in error messages.
+
+        Returns
+        -------
+        None
+
+        Raises
+        ------
+        ValueError
+            A leaf position holds another array, another type, or nothing (a
+            missing key, a shortened list, a replaced container); or a
+            container gained a key or item that the layout does not have.
+        """
+        if self._holds(tree):
+            return None
+        problem = _first_difference(self.structure, self.arrays, tree)
+        if problem is None:
+            return None  # the walk finds nothing wrong: only an exotic container (say a
+                         # dict subclass with its own __len__) can make the two disagree
+        leaf, clause = problem
+        if leaf is None:
+            raise ValueError(f"{where}: {clause}; the param tree's structure changed after the "
+                             "optimizer was built, and its layout is fixed. Restore the structure, "
+                             "or build a new optimizer for the new tree")
+        path = _leaf_paths(self.structure)[leaf]
+        raise ValueError(f"{where}: leaf {_display(self.names[leaf])} was rebound to another "
+                         f"object: {clause}, so the optimizer would update an array the params "
+                         f"no longer hold. Assign in place instead, e.g. "
+                         f"{_expr(path)}[...] = new_value, or build a new optimizer for the "
+                         "new arrays")
+
     def _find_packed_buffer(self):
         """The 1-d buffer all leaves are consecutive views of, or ``None``."""
         first = self.arrays[0]
@@ -304,6 +363,12 @@ def _check_leaf(name, leaf, where):
     if leaf.dtype.kind != "f":
         raise TypeError(f"{label} must have a floating-point dtype; got {leaf.dtype} "
                         "(integer, bool, complex and object leaves cannot be optimized)")
+    if leaf.dtype == np.float16:
+        # float16 cannot hold the optimizer's arithmetic: Adam's epsilon (1e-8) and
+        # squared small gradients underflow to 0, and small steps round away.
+        raise TypeError(f"{label} has dtype float16, which is too coarse to optimize (epsilon "
+                        "and squared gradients underflow, small steps round away); convert it "
+                        "before building the optimizer, e.g. with .astype(np.float32)")
     if leaf.size == 0:
         raise ValueError(f"{label} is empty (shape {leaf.shape}); every leaf needs at least one element")
     if not leaf.flags.writeable:
@@ -377,6 +442,165 @@ def _compile_getter(structure):
     namespace = {}
     exec(compile(source, "<npdownhill.tree getter>", "exec"), namespace)
     return namespace["get"]
+
+
+def _compile_identity_check(structure, arrays):
+    """Generate ``holds(tree) -> bool``: is every leaf of ``tree`` the recorded array?
+
+    Like :func:`_compile_getter`, the generated function indexes straight
+    down to every leaf and compares it with its recorded array by identity,
+    short-circuiting at the first difference::
+
+        return len(t) == 2 and t[o0] is o1 and len((c0 := t[o2])) == 1 and c0[0] is o3
+
+    The ``len`` tests catch extra keys and items; a missing key, a shortened
+    list or a replaced container raises, and any exception means "no". Dict
+    keys are indexed with the dict's own key objects, so the lookup matches
+    by identity without comparing strings; these and the arrays are bound
+    as default arguments (fast locals), and each container is fetched once.
+    Order-insensitive: a dict whose keys were re-inserted still passes.
+
+    A bare-array tree cannot be rebound through a container, so its check
+    always answers ``True``.
+    """
+    if not isinstance(structure, _CONTAINERS):
+        return lambda tree: True
+    tests, bound = [], {}
+    arrays = iter(arrays)
+
+    def bind(obj):
+        name = f"o{len(bound)}"
+        bound[name] = obj
+        return name
+
+    def walk(s, first, name):
+        # ``first`` is how the container is reached on first use (binding it
+        # to ``name`` with :=), which is the len test, always evaluated first
+        tests.append(f"len({first}) == {len(s)}")
+        for key, sub in (s.items() if isinstance(s, dict) else enumerate(s)):
+            child = f"{name}[{bind(key) if isinstance(s, dict) else key}]"
+            if isinstance(sub, _CONTAINERS):
+                var = f"c{len(tests)}"
+                walk(sub, f"({var} := {child})", var)
+            else:
+                tests.append(f"{child} is {bind(next(arrays))}")
+
+    walk(structure, "t", "t")
+    source = (f"def holds(t, {', '.join(f'{n}={n}' for n in bound)}):\n"
+              f"    try:\n"
+              f"        return {' and '.join(tests)}\n"
+              f"    except Exception:\n"
+              f"        return False\n")
+    namespace = dict(bound)  # the defaults are evaluated here, at definition
+    exec(compile(source, "<npdownhill.tree identity check>", "exec"), namespace)
+    return namespace["holds"]
+
+
+def _count_leaves(structure):
+    if isinstance(structure, dict):
+        return sum(map(_count_leaves, structure.values()))
+    if isinstance(structure, (list, tuple)):
+        return sum(map(_count_leaves, structure))
+    return 1
+
+
+def _leaf_paths(structure, path=()):
+    """The key/index path of every leaf, in layout order."""
+    if isinstance(structure, dict):
+        return [p for key, sub in structure.items() for p in _leaf_paths(sub, path + (key,))]
+    if isinstance(structure, (list, tuple)):
+        return [p for index, sub in enumerate(structure) for p in _leaf_paths(sub, path + (index,))]
+    return [path]
+
+
+def _expr(path):
+    """Python indexing expression for a path: ``params["layers"][0]["W"]``."""
+    parts = []
+    for key in path:
+        if isinstance(key, str) and key.isprintable() and '"' not in key and "\\" not in key:
+            parts.append(f'["{key}"]')
+        else:
+            parts.append(f"[{key!r}]")
+    return "params" + "".join(parts)
+
+
+def _first_difference(structure, arrays, tree):
+    """Explain the first way ``tree`` no longer matches ``structure`` holding ``arrays``.
+
+    Walks in layout order and returns ``(leaf, clause)``: ``leaf`` is the
+    index of the first leaf affected, ``clause`` says what is there now
+    (another array, another type, a missing key or item). A container that
+    gained keys or items, with every leaf still in place, gives
+    ``(None, clause)``. Returns ``None`` when nothing differs.
+    """
+    position = 0     # index of the next leaf in layout order
+    extra = []       # the first container with extra keys/items, reported last
+
+    def kind(s):
+        return "a dict" if isinstance(s, dict) else "a list or tuple"
+
+    def replaced(s, node, path):
+        # the first leaf under ``s`` is affected (None if ``s`` holds no leaves)
+        first = position if _count_leaves(s) else None
+        if isinstance(s, _CONTAINERS):
+            return first, f"{_expr(path)} is now {_a(node)}, not {kind(s)} (another type)"
+        if isinstance(node, np.ndarray):
+            return first, (f"{_expr(path)} is now another array (shape {node.shape}, "
+                           f"dtype {node.dtype})")
+        return first, f"{_expr(path)} is now {_a(node)} (another type)"
+
+    def visit(s, node, path):
+        nonlocal position
+        if isinstance(s, dict):
+            if not isinstance(node, dict):
+                return replaced(s, node, path)
+            unexpected = [key for key in node if key not in s]
+            for key, sub in s.items():
+                if key not in node:
+                    hint = f"; it has unexpected keys {unexpected}" if unexpected else ""
+                    return (position if _count_leaves(sub) else None,
+                            f"{_expr(path)} has no key {key!r} any more (a missing key{hint})")
+                found = visit(sub, node[key], path + (key,))
+                if found:
+                    return found
+            if unexpected and not extra:
+                extra.append(f"{_expr(path)} gained key {unexpected[0]!r}")
+        elif isinstance(s, (list, tuple)):
+            if not isinstance(node, (list, tuple)):
+                return replaced(s, node, path)
+            for index, sub in enumerate(s):
+                if index >= len(node):
+                    return (position if _count_leaves(sub) else None,
+                            f"{_expr(path)} has only {_items(len(node))} (index {index} is "
+                            "missing)")
+                found = visit(sub, node[index], path + (index,))
+                if found:
+                    return found
+            if len(node) > len(s) and not extra:
+                extra.append(f"{_expr(path)} gained items: it has {_items(len(node))} where "
+                             f"the layout has {len(s)}")
+        else:
+            if node is not arrays[position]:
+                return replaced(s, node, path)
+            position += 1
+        return None
+
+    found = visit(structure, tree, ())
+    if found:
+        return found
+    return (None, extra[0]) if extra else None
+
+
+def _items(n):
+    return f"{n} item" if n == 1 else f"{n} items"
+
+
+def _a(obj):
+    """``a list``, ``an int``, ``None``: what an object is, for messages."""
+    if obj is None:
+        return "None"
+    name = type(obj).__name__
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
 
 
 def _leaves_like(structure, tree, prefix, where):
