@@ -174,6 +174,7 @@ def _prepare(opt, train, valid, kwargs, call):
     options = dict(O.defaults(), **given)
     if opt.loss is None:
         raise TypeError(f"{call}: this optimizer was built with loss=None; a run needs a loss")
+    opt._check_params(call)
     path = options["checkpoint"]
     if path is not None and not folder_exists(path):
         # refused now rather than at the first save, possibly hours into the run
