@@ -110,6 +110,7 @@ class Adam(_Moments):
     """
 
     name = "adam"
+    summary = "Kingma & Ba Algorithm 1 (= torch); `epsilon_hat=True` = Lasagne / Keras"
     hyperparameters = {
         "epsilon_hat": H.Hyper(False, H.boolean, "Lasagne/Keras epsilon-hat form"),
     }
@@ -152,6 +153,7 @@ class AMSGrad(Adam):
     """
 
     name = "amsgrad"
+    summary = "= torch `Adam(amsgrad=True)`"
     state_names = ("m", "v", "v_max")
 
     def _denominator_source(self, v):
@@ -190,6 +192,7 @@ class AdamW(Adam):
     """
 
     name = "adamw"
+    summary = "= torch.optim.AdamW"
     hyperparameters = {
         "weight_decay": H.Hyper(1e-2, H.nonnegative, "decoupled weight decay factor"),
     }
@@ -228,6 +231,7 @@ class Adamax(_Moments):
     """
 
     name = "adamax"
+    summary = "`m / (u + eps)` (Lasagne); `epsilon_in_max=True` = torch"
     hyperparameters = {
         "learning_rate": H.learning_rate(2e-3),
         "epsilon_in_max": H.Hyper(False, H.boolean, "torch's form: eps inside the max"),
@@ -287,6 +291,7 @@ class NAdam(_Moments):
     """
 
     name = "nadam"
+    summary = "= torch.optim.NAdam"
     hyperparameters = {
         "learning_rate": H.learning_rate(2e-3),
         "momentum_decay": H.Hyper(4e-3, H.nonnegative, "psi of the momentum schedule"),
@@ -358,6 +363,7 @@ class RAdam(_Moments):
     """
 
     name = "radam"
+    summary = "= torch.optim.RAdam"
 
     def _rule(self, g, u, t, lr):
         h = self.hyper

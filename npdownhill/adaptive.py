@@ -85,6 +85,7 @@ class RMSProp(Optimizer):
     """
 
     name = "rmsprop"
+    summary = "eps inside the root (Lasagne); `epsilon_inside=False` = torch; `centered=True` = Graves / downhill"
     hyperparameters = {
         "learning_rate": _lr(1e-3),
         "rho": _rho(0.9),
@@ -186,6 +187,7 @@ class RProp(Optimizer):
     """
 
     name = "rprop"
+    summary = "iRprop- (= torch); `learning_rate` is the initial step"
     hyperparameters = {
         "learning_rate": H.Hyper(0.1, _initial_step, "initial step size s_0 (a number)",
                                  aliases={"lr": H.identity_alias}),
@@ -281,6 +283,7 @@ class ADAGRAD(Optimizer):
     """
 
     name = "adagrad"
+    summary = "eps inside (Lasagne); `epsilon_inside=False` = torch; `initial_accumulator`"
     hyperparameters = {
         "learning_rate": _lr(1.0),
         "epsilon": _eps(1e-6),
@@ -357,6 +360,7 @@ class ADADELTA(Optimizer):
     """
 
     name = "adadelta"
+    summary = "Zeiler / Lasagne / torch"
     hyperparameters = {
         "learning_rate": _lr(1.0),
         "rho": _rho(0.95),
@@ -436,6 +440,7 @@ class ESGD(Optimizer):
     """
 
     name = "esgd"
+    summary = "equilibrated preconditioner from autograd Hessian-vector products"
     needs_loss = True
     hyperparameters = {
         "learning_rate": _lr(0.1),

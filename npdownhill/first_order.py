@@ -54,6 +54,7 @@ class SGD(Optimizer):
     """
 
     name = "sgd"
+    summary = "`u = lr g`"
     hyperparameters = {
         "learning_rate": H.learning_rate(1e-2),
     }
@@ -95,6 +96,7 @@ class Momentum(SGD):
     """
 
     name = "momentum"
+    summary = "classical momentum (`nesterov` option)"
     hyperparameters = {
         "momentum": H.Hyper(0.9, H.unit_interval, "momentum factor mu in [0, 1) (or a schedule)",
                             schedulable=True),
@@ -136,6 +138,7 @@ class NAG(Momentum):
     """
 
     name = "nag"
+    summary = "Nesterov momentum (Lasagne / torch form)"
     hyperparameters = {
         "nesterov": H.Hyper(True, H.boolean, "always True for NAG"),
     }

@@ -145,6 +145,8 @@ class Optimizer:
 
     #: Registered lower-case name; subclasses set it.
     name = None
+    #: One line for the algorithm tables: the rule's form and its peers.
+    summary = ""
     #: ``{name: Hyper}`` declared by this class (merged along the hierarchy).
     hyperparameters = {
         "learning_rate": H.learning_rate(1e-2),

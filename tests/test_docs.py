@@ -68,13 +68,28 @@ def test_example_script_runs():
     assert "holds the best factor found" in result.stdout
 
 
-def test_generated_algorithm_docs_are_up_to_date():
+def _builder():
     spec = importlib.util.spec_from_file_location("build_algorithms",
                                                   os.path.join(ROOT, "docs", "build_algorithms.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert read("docs", "algorithms.md") == module.render(), \
+    return module
+
+
+def test_generated_algorithm_docs_are_up_to_date():
+    assert read("docs", "algorithms.md") == _builder().render(), \
         "docs/algorithms.md is stale: run python docs/build_algorithms.py"
+
+
+def test_readme_algorithm_table_is_generated_from_the_registry():
+    builder = _builder()
+    readme = read("README.md")
+    assert builder.update_readme(readme) == readme, \
+        "the README's algorithm table is stale: run python docs/build_algorithms.py"
+    table = builder.render_readme_table()
+    for name in dh.algorithms():                     # one row per registered algorithm
+        assert f"| `{name}` |" in table
+        assert dh.registry.lookup(name).summary, f"{name} has no summary line"
 
 
 def _public_members():
