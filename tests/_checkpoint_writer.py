@@ -1,8 +1,9 @@
 """Checkpoint writers to be killed with SIGKILL (for test_checkpoint_kill.py; the
 older random-kill test in test_checkpoint.py uses ``write`` only).
 
-Usage: ``python _checkpoint_writer.py PATH``. The process imports everything
-once, prints ``ready``, then serves commands read from stdin, one a line,
+Usage: ``python _checkpoint_writer.py PATH [ROWS COLS]``: writers use
+``make_optimizer((ROWS, COLS))`` (default :data:`SHAPE`). The process imports
+everything once, prints ``ready``, then serves commands read from stdin, one a line,
 answering on stdout:
 
 ``write``
@@ -76,10 +77,13 @@ POINTS = ("data", "before-fsync", "before-replace", "after-replace", "saved")
 LIFELINE_GONE = 3          # exit status of a writer whose server has gone
 
 
-def make_optimizer():
-    """The optimizer the writers use; the test builds the same one to load the file."""
-    params = {"W": np.zeros(SHAPE), "b": np.zeros(SHAPE[1])}
-    target = np.linspace(-1.0, 1.0, SHAPE[0] * SHAPE[1]).reshape(SHAPE)
+def make_optimizer(shape=SHAPE):
+    """The optimizer the writers use; the test builds the same one to load the file.
+
+    The default shape makes a checkpoint of 1.2 MB, a few milliseconds to write.
+    """
+    params = {"W": np.zeros(shape), "b": np.zeros(shape[1])}
+    target = np.linspace(-1.0, 1.0, shape[0] * shape[1]).reshape(shape)
 
     def loss(p):
         return anp.mean((p["W"] - target) ** 2) + anp.mean(p["b"] ** 2)
@@ -87,8 +91,8 @@ def make_optimizer():
     return dh.Adam(loss, params, learning_rate=1e-3, rng=0)
 
 
-def resume(path):
-    opt = make_optimizer()
+def resume(path, shape):
+    opt = make_optimizer(shape)
     if os.path.exists(path):
         opt.load_state(path)
     return opt
@@ -96,19 +100,19 @@ def resume(path):
 
 # -- the writers (forked children) --------------------------------------------
 
-def write_forever(path, lifeline, report):
+def write_forever(path, shape, lifeline, report):
     """Alternate one update and one save until killed (or until the server is gone)."""
     os.close(report)                          # a free-running writer reports nothing
-    opt = resume(path)
+    opt = resume(path, shape)
     while not select.select([lifeline], [], [], 0)[0]:   # readable: end-of-file
         opt.step()
         opt.save_state(path)
     os._exit(LIFELINE_GONE)
 
 
-def write_and_stop(path, point, offset, lifeline, report):
+def write_and_stop(path, shape, point, offset, lifeline, report):
     """Make one update and save it, halting at ``point`` of the save."""
-    opt = resume(path)
+    opt = resume(path, shape)
     opt.step()
     message = f"stopped {point} {opt.updates}\n".encode()
 
@@ -206,6 +210,7 @@ def _read_report(fd):
 
 def main():
     path = sys.argv[1]
+    shape = tuple(int(n) for n in sys.argv[2:4]) or SHAPE
     lifeline, lifeline_end = os.pipe()
     fork = lambda *args: _fork(*args, lifeline=lifeline, lifeline_end=lifeline_end)  # noqa: E731
     writers = set()
@@ -214,7 +219,7 @@ def main():
         for line in sys.stdin:
             command = line.split()
             if command == ["write"]:
-                pid, report = fork(write_forever, path)
+                pid, report = fork(write_forever, path, shape)
                 os.close(report)
                 writers.add(pid)
                 print(pid, flush=True)
@@ -222,7 +227,7 @@ def main():
                 point = command[1]
                 assert point in POINTS, point
                 offset = int(command[2]) if point == "data" else None
-                pid, report = fork(write_and_stop, path, point, offset)
+                pid, report = fork(write_and_stop, path, shape, point, offset)
                 writers.add(pid)
                 print(pid, flush=True)
                 print(_read_report(report), flush=True)

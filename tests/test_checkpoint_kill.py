@@ -55,16 +55,17 @@ ANSWER_TIMEOUT = 60.0             # seconds; a safety net against hangs, never r
 NAME, TMP = "ckpt.npz", "ckpt.npz.tmp"
 BEFORE_REPLACE = ("data", "before-fsync", "before-replace")
 AFTER_REPLACE = ("after-replace", "saved")
+SMALL = (20, 25)                  # a 20 kB checkpoint: the stops need no big file, and are quick
 
 
 class WriterServer:
     """The test's end of ``_checkpoint_writer.py``: commands, answers, cleanup."""
 
-    def __init__(self, path, log_path):
+    def __init__(self, path, shape, log_path):
         env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
-        self.log_path = log_path
+        self.shape, self.log_path = shape, log_path
         self._log = open(log_path, "w")   # a file: a full stderr pipe could block the server
-        self.proc = subprocess.Popen([sys.executable, WRITER_SCRIPT, str(path)],
+        self.proc = subprocess.Popen([sys.executable, WRITER_SCRIPT, str(path), *map(str, shape)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self._log, bufsize=0, env=env)
         self._buffer = b""
@@ -145,16 +146,23 @@ def folder(tmp_path):
 
 
 @pytest.fixture
-def server(folder, tmp_path):
-    server = WriterServer(folder / NAME, tmp_path / "server.err")
+def start_server(folder, tmp_path):
+    """``start_server(shape)``: a writer server for ``folder/ckpt.npz``, closed at the end."""
+    servers = []
+
+    def start(shape):
+        servers.append(WriterServer(folder / NAME, shape, tmp_path / "server.err"))
+        return servers[-1]
+
     try:
-        yield server
+        yield start
     finally:
-        server.close()
+        for server in servers:
+            server.close()
 
 
-def load(path):
-    opt = W.make_optimizer()
+def load(path, shape):
+    opt = W.make_optimizer(shape)
     opt.load_state(path)
     return opt
 
@@ -186,45 +194,49 @@ def data_offsets(path):
     return offsets
 
 
-def kill_at(server, folder, point, offset=None):
-    """Halt a writer at ``point`` of a save, SIGKILL it there, check the folder;
-    return the update count the checkpoint holds afterwards."""
-    path, tmp = folder / NAME, folder / TMP
+def kill_at(server, folder, point, offset=None, *, updates):
+    """Halt a writer at ``point`` of a save, SIGKILL it there, check the folder.
+
+    ``updates``: the update count the checkpoint holds (None: no checkpoint
+    yet). Returns the count it holds after the kill.
+    """
+    path, tmp, shape = folder / NAME, folder / TMP, server.shape
+    assert path.exists() == (updates is not None)
     old = path.read_bytes() if path.exists() else None
-    old_updates = load(path).updates if old is not None else 0
     pid, written = server.stopped_writer(point, offset)
-    assert written == old_updates + 1, "the writer did not resume from the checkpoint"
+    assert written == (updates or 0) + 1, "the writer did not resume from the checkpoint"
     server.kill(pid)
 
     if point in BEFORE_REPLACE:
         if old is None:                   # the very first save: still no checkpoint
             assert files(folder) == [TMP]
             with pytest.raises(FileNotFoundError):
-                load(path)
+                load(path, shape)
         else:
             assert files(folder) == [NAME, TMP]
             assert path.read_bytes() == old, "the checkpoint changed before the replace"
-            assert load(path).updates == old_updates
+            assert load(path, shape).updates == updates
         if point == "data":               # a torn archive, stale bytes truncated away
             assert os.path.getsize(tmp) == offset
             with pytest.raises(ValueError):
-                load(tmp)
+                load(tmp, shape)
         else:                             # complete: only the rename was missing
-            assert load(tmp).updates == written
-        return old_updates if old is not None else None
+            assert load(tmp, shape).updates == written
+        return updates
 
     assert point in AFTER_REPLACE
     assert files(folder) == [NAME], "the temporary file outlived the replace"
-    assert load(path).updates == written
+    assert load(path, shape).updates == written
     return written
 
 
-def test_sigkill_at_every_stage_of_a_save(server, folder):
+def test_sigkill_at_every_stage_of_a_save(start_server, folder):
+    server = start_server(SMALL)
     path = folder / NAME
 
     # the very first save, killed before its replace; then one that completes
-    assert kill_at(server, folder, "before-replace") is None
-    assert kill_at(server, folder, "saved") == 1
+    assert kill_at(server, folder, "before-replace", updates=None) is None
+    assert kill_at(server, folder, "saved", updates=None) == 1
 
     stages = ([("data", offset) for offset in data_offsets(path)]
               + [("before-fsync", None), ("before-replace", None), ("after-replace", None),
@@ -243,7 +255,7 @@ def test_sigkill_at_every_stage_of_a_save(server, folder):
     updates = 1
     for i, (point, offset) in enumerate(plan):
         try:
-            now = kill_at(server, folder, point, offset)
+            now = kill_at(server, folder, point, offset, updates=updates)
         except AssertionError as err:
             raise AssertionError(f"round {i}, killed at {point} {offset or ''}: {err}") from err
         assert now >= updates, f"round {i}: the checkpoint went back from {updates} to {now}"
@@ -252,13 +264,14 @@ def test_sigkill_at_every_stage_of_a_save(server, folder):
     assert updates == 1 + sum(point in AFTER_REPLACE for point, _ in plan)
 
     # a normal save afterwards leaves no stray file
-    load(path).save_state(path)
+    load(path, SMALL).save_state(path)
     assert files(folder) == [NAME]
 
 
-def test_sigkill_at_random_moments(server, folder):
+def test_sigkill_at_random_moments(start_server, folder):
     """Free-running writers killed after seeded random delays: wherever the kill
     lands (in an update, a resume, a save), the invariants hold."""
+    server = start_server(W.SHAPE)       # 1.2 MB: a save takes a few milliseconds
     path = folder / NAME
     W.make_optimizer().save_state(path)
     rng = random.Random(4321)
@@ -268,8 +281,8 @@ def test_sigkill_at_random_moments(server, folder):
         time.sleep(rng.uniform(0.0, 0.03))
         server.kill(pid)
         assert files(folder) in ([NAME], [NAME, TMP]), f"round {i}: {files(folder)}"
-        now = load(path).updates
+        now = load(path, W.SHAPE).updates
         assert now >= updates, f"round {i}: the checkpoint went back from {updates} to {now}"
         updates = now
-    load(path).save_state(path)
+    load(path, W.SHAPE).save_state(path)
     assert files(folder) == [NAME]
