@@ -104,7 +104,7 @@ def write_forever(path, shape, lifeline, report):
     """Alternate one update and one save until killed (or until the server is gone)."""
     os.close(report)                          # a free-running writer reports nothing
     opt = resume(path, shape)
-    while not select.select([lifeline], [], [], 0)[0]:   # readable: end-of-file
+    while not select.select([lifeline], [], [], 0)[0]:   # readable only once the server is gone
         opt.step()
         opt.save_state(path)
     os._exit(LIFELINE_GONE)

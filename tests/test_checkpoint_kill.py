@@ -55,7 +55,7 @@ ANSWER_TIMEOUT = 60.0             # seconds; a safety net against hangs, never r
 NAME, TMP = "ckpt.npz", "ckpt.npz.tmp"
 BEFORE_REPLACE = ("data", "before-fsync", "before-replace")
 AFTER_REPLACE = ("after-replace", "saved")
-SMALL = (20, 25)                  # a 20 kB checkpoint: the stops need no big file, and are quick
+SMALL = (20, 25)                  # a 26 kB checkpoint: the stops need no big file, and are quick
 
 
 class WriterServer:
@@ -257,7 +257,8 @@ def test_sigkill_at_every_stage_of_a_save(start_server, folder):
         try:
             now = kill_at(server, folder, point, offset, updates=updates)
         except AssertionError as err:
-            raise AssertionError(f"round {i}, killed at {point} {offset or ''}: {err}") from err
+            where = point if offset is None else f"{point} {offset}"
+            raise AssertionError(f"round {i}, killed at {where}: {err}") from err
         assert now >= updates, f"round {i}: the checkpoint went back from {updates} to {now}"
         updates = now
     # one update per completed save: 1, then the post-replace stages' rounds
