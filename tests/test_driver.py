@@ -1,7 +1,6 @@
 """The driver: epochs, validation schedule, patience, best parameters, monitors, logs."""
 
 import logging
-import math
 
 import autograd.numpy as anp
 import numpy as np
