@@ -1,7 +1,8 @@
 """The package's layers: modules import in one direction, never inside functions.
 
 DESIGN.md section 3: foundations, then the engine (which knows nothing of
-datasets, epochs or files), then the run, then the package's entry points.
+datasets, epochs or files), then the run, then small fits, then the package's
+entry points.
 Each module may import only from its own layer or those below; the import
 graph has no cycle; and no module imports one of the package's modules
 inside a function (the usual way to dodge a cycle, and a hazard in a
@@ -22,6 +23,7 @@ LAYERS = {
     "engine": ["diagnostics", "monitors", "pipeline", "optimizer_state", "optimizer", "registry",
                "first_order", "adaptive", "adam", "schedules"],
     "run": ["dataset", "runstate", "interrupt", "result", "checkpoint", "run", "driver"],
+    "fitting": ["fitresult", "lsq"],
     "entry points": ["__init__", "__main__"],
 }
 RANK = {module: rank for rank, modules in enumerate(LAYERS.values()) for module in modules}
