@@ -40,6 +40,7 @@ from .driver import minimize
 from .errors import NonFiniteError
 from .first_order import NAG, SGD, Momentum
 from .optimizer import Optimizer, apply_updates
+from .quasi_newton import BFGS, LBFGS
 from .registry import algorithms, build
 from .result import EpochInfo, RunResult
 from .tree import pack
@@ -50,5 +51,5 @@ __all__ = [
     "minimize", "build", "algorithms", "apply_updates", "pack", "Optimizer", "Dataset",
     "EpochInfo", "RunResult", "NonFiniteError", "schedules",
     "SGD", "NAG", "Momentum", "RMSProp", "RProp", "ADAGRAD", "AdaGrad", "ADADELTA", "Adadelta",
-    "ESGD", "Adam", "Adamax", "AMSGrad", "NAdam", "AdamW", "RAdam",
+    "ESGD", "Adam", "Adamax", "AMSGrad", "NAdam", "AdamW", "RAdam", "LBFGS", "BFGS",
 ]

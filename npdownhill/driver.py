@@ -91,6 +91,20 @@ def _make_datasets(train, valid, options, seed):
     return train_set, valid_set
 
 
+def _check_full_batch(opt, call, train_set):
+    """Refuse training data that give a full-batch rule more than one batch per epoch."""
+    if train_set is None:
+        return
+    per_pass = train_set.batches_per_pass or 1
+    if train_set.iteration_size > 1 or per_pass > 1:
+        raise ValueError(f"{call}: {type(opt).__name__} runs full batch (its line search and "
+                         "curvature pairs need the same loss at every step), but the train data "
+                         f"give {max(train_set.iteration_size, per_pass)} batches per epoch "
+                         f"(batch_size {train_set.batch_size}, {train_set.n_samples} samples); "
+                         "pass batch_size=0 and no train_batches (stochastic L-BFGS is a "
+                         "different algorithm)")
+
+
 def _check_signatures(opt, call, datasets):
     """Refuse a loss or monitor that cannot take params plus each dataset's arrays.
 
@@ -180,11 +194,15 @@ def _prepare(opt, train, valid, kwargs, call):
         # refused now rather than at the first save, possibly hours into the run
         raise ValueError(f"{call}(checkpoint={path!r}): the folder of {path!r} does not exist")
     _check_data_options(call, train, valid, given, options)
+    if opt.full_batch and "batch_size" not in given:
+        options["batch_size"] = 0          # quasi-Newton rules take the whole data at once
     # the training shuffle is seeded from the optimizer's generator as the hyperparameters
     # will set it, drawn from a copy so that a refused call leaves the generator untouched
     rng = np.random.default_rng(hyper["rng"]) if "rng" in hyper else copy.deepcopy(opt._rng)
     train_set, valid_set = _make_datasets(train, valid, options, int(rng.integers(2 ** 63)))
     _check_signatures(opt, call, {"train": train_set, "valid": valid_set})
+    if opt.full_batch:
+        _check_full_batch(opt, call, train_set)
     opt._commit_hyper(call, hyper)
     opt._rng = rng
     return Run(opt, train_set, valid_set, options, call)

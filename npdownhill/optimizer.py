@@ -44,9 +44,29 @@ from .npzfile import load_npz, save_npz
 from .options import RUN_OPTIONS
 from .tree import Layout
 
-__all__ = ["Optimizer", "apply_updates", "install_run_layer"]
+__all__ = ["Optimizer", "Buffer", "apply_updates", "install_run_layer"]
 
 _RUN_LAYER = []     # the run layer's entry points, installed by npdownhill.driver
+
+
+class Buffer:
+    """A state buffer of its own shape, for :meth:`Optimizer._state_spec`.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Its shape (a flat buffer of the layout is ``(layout.size,)``).
+    fill : float
+        Its initial value.
+    dtype : numpy dtype, optional
+        Default: the layout's dtype.
+    """
+
+    def __init__(self, shape, fill=0.0, dtype=None):
+        self.shape, self.fill, self.dtype = tuple(shape), fill, dtype
+
+    def __repr__(self):
+        return f"Buffer({self.shape}, fill={self.fill})"
 
 
 def install_run_layer(layer):
@@ -170,6 +190,10 @@ class Optimizer:
     state_names = ()
     #: True for algorithms that evaluate the loss themselves (ESGD).
     needs_loss = False
+    #: True for algorithms that need the same (whole) batch at every step (quasi-Newton).
+    full_batch = False
+    #: Why the algorithm stopped itself, e.g. ``'gtol'``; the first-order rules never do.
+    converged = ""
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -352,8 +376,9 @@ class Optimizer:
     def _state_spec(self, hyper):
         """``{name: initial value}`` of the buffers that the hyperparameters ``hyper`` use.
 
-        A number means a flat buffer of the layout filled with it; an array
-        is used as given (for scalar state). Subclasses extend it.
+        A number means a flat buffer of the layout filled with it; a
+        :class:`Buffer` one of another shape; an array is copied (for scalar
+        state). Subclasses extend it.
         """
         spec = {name: 0.0 for name in self.state_names}
         mu = hyper["momentum"]
@@ -362,17 +387,26 @@ class Optimizer:
         return spec
 
     def _sync_state(self):
-        """Allocate the buffers the hyperparameters now use; drop those they do not."""
+        """Allocate the buffers the hyperparameters now use (afresh when their shape
+        changed); drop those they do not."""
         spec = self._state_spec(self.hyper)
         for name in [n for n in self.state if n not in spec]:
             del self.state[name]
         for name, init in spec.items():
-            if name not in self.state:
+            if name not in self.state or self.state[name].shape != self.buffer_shape(init):
                 self.state[name] = self._new_buffer(init)
+
+    def buffer_shape(self, init):
+        """The shape of the buffer a :meth:`_state_spec` entry describes."""
+        if isinstance(init, (np.ndarray, Buffer)):
+            return init.shape
+        return (self.layout.size,)
 
     def _new_buffer(self, init):
         if isinstance(init, np.ndarray):
             return init.copy()
+        if isinstance(init, Buffer):
+            return np.full(init.shape, init.fill, dtype=init.dtype or self.layout.dtype)
         buf = self.layout.empty()
         buf.fill(init)
         return buf
@@ -518,18 +552,23 @@ class Optimizer:
         for name, fn in self.monitors:
             check_arity(fn, n_arrays, call, f"monitor {name!r}", data)
 
-    def _value_and_grad(self, batch, call):
-        """Loss value and gradient tree at the current params, one forward pass."""
+    def _loss_and_grads(self, batch, call, params=None):
+        """Loss value (a float, maybe not finite) and gradient tree at ``params``
+        (default: the current params), from one forward and one backward pass."""
+        params = self.params if params is None else params
         try:
-            vjp, value = make_vjp(self.loss)(self.params, *batch)
+            vjp, value = make_vjp(self.loss)(params, *batch)
         except Exception as err:
-            explained = explain_trace_error(err, self.loss, (self.params, *batch))
+            explained = explain_trace_error(err, self.loss, (params, *batch))
             if explained is None:
                 raise
             raise explained from err
         value = check_loss_value(call, value)
-        grads = vjp(vspace(value).ones())
-        loss = float(value)
+        return float(value), vjp(vspace(value).ones())
+
+    def _value_and_grad(self, batch, call):
+        """Loss value and gradient tree at the current params; a non-finite loss is refused."""
+        loss, grads = self._loss_and_grads(batch, call)
         if not math.isfinite(loss):
             raise NonFiniteError(f"{type(self).__name__}: the loss is {loss} at update "
                                  f"{self.updates + 1}; nothing was applied", "loss", (), self.updates)

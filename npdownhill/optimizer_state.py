@@ -145,8 +145,7 @@ def _decode(opt, state, where):
                          f"{missing}, unexpected {extra})")
     buffers = {}
     for name, init in spec.items():
-        shape = init.shape if isinstance(init, np.ndarray) else (layout.size,)
-        buffers[name] = floats(state, f"state.{name}", shape, where)
+        buffers[name] = floats(state, f"state.{name}", opt.buffer_shape(init), where)
     rng_state = rngstate.decode("rng", opt._rng, state, where)
     try:   # try the generator state on a spare generator of the same kind
         type(opt._rng.bit_generator)().state = rng_state

@@ -55,6 +55,9 @@ _REASONS = {
     "callback": "the callback raised StopIteration",
     "interrupted": "it was interrupted (Ctrl-C)",
     "nonfinite": "a loss or gradient was not finite",
+    "gtol": "the gradient became small enough (gtol)",
+    "ftol": "the loss stopped decreasing (ftol)",
+    "linesearch": "no step along the search direction decreased the loss",
     "closed": "the caller left the loop",
     "error": "an exception was raised",
 }
@@ -148,6 +151,7 @@ class Run:
         self._final_saved = False     # the run's final state is in the checkpoint
         self._started = time.perf_counter()
         self._valid_snapshot = None   # the validation set's position, rewound to each time
+        self._trust_converged = False  # opt.converged speaks for this run (after a step of it)
         if train_set is None:
             self.n_batches = options["train_batches"] or 1
         else:
@@ -170,6 +174,7 @@ class Run:
             checkpoint.resume(self, path, f"{self.call}(checkpoint={path!r})",
                               self.options["resume_changes"])
             self.state.stop = ""      # a finished run can be extended: the options decide
+            self._trust_converged = True   # a saved convergence still holds at these params
             logger.info("%s: resumed from %s at epoch %d (%d updates)", self.name, path,
                         self.state.epoch, opt.updates)
         opt.run = self
@@ -225,6 +230,7 @@ class Run:
                 self._fresh = False
                 with interrupt:
                     complete = self._train_epoch(interrupt)
+                self._trust_converged = True
                 if not complete and st.partial.batches == 0:
                     break                 # nothing was left to train
                 train = self._epoch_monitors()
@@ -297,6 +303,8 @@ class Run:
 
     def _stop_reason(self):
         st, opts = self.state, self.options
+        if self._trust_converged and self.optimizer.converged:
+            return self.optimizer.converged           # e.g. 'gtol' from a quasi-Newton rule
         if opts["max_epochs"] is not None and st.epoch >= opts["max_epochs"]:
             return "max_epochs"
         if opts["max_updates"] is not None and st.updates >= opts["max_updates"]:

@@ -121,7 +121,8 @@ def run(config):
     loss, monitors = make_loss_and_monitors(config.get("interrupt"), valid)
     opt = dh.build(config["algo"], loss, params, monitors=monitors)
     options = build_options(config.get("options", {}))
-    opt.minimize(train, valid, batch_size=BATCH, **options)
+    batch = 0 if type(opt).full_batch else BATCH        # quasi-Newton rules: full batch
+    opt.minimize(train, valid, batch_size=batch, **options)
     return params, opt
 
 

@@ -81,10 +81,19 @@ class Record:
     ``torch_counterpart``
         torch.optim has the rule: data/torch_trajectories.npz must hold cases
         for it (test_torch_reference.py; the file decides which cases run).
+    ``line_search``
+        The rule finds each step by a line search along its own direction
+        (the quasi-Newton rules): the package is driven with ``step()``,
+        ``rule`` is the transcription of the direction,
+        ``rule(g, pairs, **hyper) -> d`` with ``pairs`` the curvature pairs
+        ``(s, y)`` seen so far (oldest first), and test_reference.py checks
+        every step the package takes against it (the step lengths come from
+        the line search, which is checked on its own). The trajectory tables
+        below do not apply (``custom`` is empty).
     ``keep_default``
         Hyperparameters the shared battery of test_algorithms.py leaves at
         the default instead of its own test values (NAG keeps its Nesterov
-        momentum 0.9).
+        momentum 0.9; the quasi-Newton rules take no momentum).
 
     Convergence settings (test_algorithms.py):
 
@@ -142,6 +151,7 @@ class Record:
     class_name: str
     torch_counterpart: bool
     needs_loss: bool = False
+    line_search: bool = False
     keep_default: tuple = ()
     quad: dict
     quad_decay: bool
@@ -525,6 +535,68 @@ _add("radam", rule=radam, class_name="RAdam", torch_counterpart=True,
      default_lr=(None, 1e-5),
      custom=[((0.02, 1e-4), dict(beta1=0.8, beta2=0.99, epsilon=1e-4))],
      zero_crossing={"quadratic-custom1"})                # 5.2e-4
+
+
+def _curvature_ok(s, y):
+    """A pair is used only when it shows positive curvature: s'y > eps |s| |y|."""
+    return s @ y > np.finfo(float).eps * np.linalg.norm(s) * np.linalg.norm(y)
+
+
+def lbfgs(g, pairs, history_size):
+    """L-BFGS direction -H g by the two-loop recursion (Nocedal & Wright, Alg. 7.4),
+    over the last ``history_size`` pairs with positive curvature, with the initial
+    matrix H0 = (s'y / y'y) I from the newest pair (and H0 = I without pairs)."""
+    kept = [(s, y) for s, y in pairs if _curvature_ok(s, y)][-history_size:]
+    q = np.array(g, dtype=np.float64)
+    alphas = []
+    for s, y in reversed(kept):              # newest first
+        a = (s @ q) / (y @ s)
+        alphas.append(a)
+        q = q - a * y
+    if kept:
+        s, y = kept[-1]
+        q = (s @ y) / (y @ y) * q
+    for (s, y), a in zip(kept, reversed(alphas)):   # oldest first
+        b = (y @ q) / (y @ s)
+        q = q + (a - b) * s
+    return -q
+
+
+_add("lbfgs", rule=lbfgs, class_name="LBFGS", torch_counterpart=False,
+     needs_loss=True, line_search=True,
+     defaults=dict(history_size=10),
+     keep_default=("momentum", "weight_decay"),
+     quad={}, quad_decay=False,
+     rosen_lr=1.0, rosen_bar=1e-10,
+     custom=[])
+
+
+def bfgs(g, pairs):
+    """BFGS direction -H g, H built from H0 = I by the inverse update
+    H <- (I - rho s y') H (I - rho y s') + rho s s' (Nocedal & Wright eq. 6.17),
+    H0 rescaled to (y's / y'y) I before the first update (eq. 6.20)."""
+    n = len(g)
+    H = np.eye(n)
+    first = True
+    for s, y in pairs:
+        if not _curvature_ok(s, y):
+            continue
+        if first:
+            H = (y @ s) / (y @ y) * np.eye(n)
+            first = False
+        rho = 1.0 / (y @ s)
+        V = np.eye(n) - rho * np.outer(y, s)
+        H = V.T @ H @ V + rho * np.outer(s, s)
+    return -(H @ g)
+
+
+_add("bfgs", rule=bfgs, class_name="BFGS", torch_counterpart=False,
+     needs_loss=True, line_search=True,
+     defaults={},
+     keep_default=("momentum", "weight_decay"),
+     quad={}, quad_decay=False,
+     rosen_lr=1.0, rosen_bar=1e-10,
+     custom=[])
 
 
 # --------------------------------------------------------------------------

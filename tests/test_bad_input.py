@@ -26,6 +26,9 @@ from npdownhill.options import RUN_OPTIONS as DRIVER_OPTIONS
 
 PACKAGE = os.path.dirname(os.path.abspath(dh.__file__))
 ALGORITHMS = dh.algorithms()
+# the algorithms that take gradients from the caller (update / apply / get_updates);
+# the quasi-Newton rules refuse those verbs: their line search needs the loss
+GRADIENT_ALGORITHMS = [name for name in ALGORITHMS if not dh.registry.lookup(name).full_batch]
 CLEAN = (ValueError, TypeError, dh.NonFiniteError)
 SETTINGS = settings(max_examples=60, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
@@ -491,7 +494,7 @@ METHODS = ["update", "apply", "get_updates", "set_params"]
 
 
 @SETTINGS
-@given(algo=st.sampled_from(ALGORITHMS), method=st.sampled_from(METHODS),
+@given(algo=st.sampled_from(GRADIENT_ALGORITHMS), method=st.sampled_from(METHODS),
        mutation=st.sampled_from(sorted(MUTATIONS)), path=st.sampled_from(LEAF_PATHS))
 def test_mismatched_gradient_leaves_are_refused(algo, method, mutation, path):
     assume(not (method == "set_params" and mutation in ("nan", "inf")))
@@ -519,7 +522,7 @@ def test_bool_gradients_are_refused(method):
 
 
 @SETTINGS
-@given(algo=st.sampled_from(ALGORITHMS), method=st.sampled_from(METHODS),
+@given(algo=st.sampled_from(GRADIENT_ALGORITHMS), method=st.sampled_from(METHODS),
        mutation=st.sampled_from(sorted(STRUCTURE_MUTATIONS)))
 def test_mismatched_gradient_structures_are_refused(algo, method, mutation):
     params = make_params()

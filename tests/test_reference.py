@@ -139,6 +139,8 @@ def _cases():
         if rec is None:         # its test fails, saying the record is missing
             cases.append((algo, "quadratic", "default", {}))
             continue
+        if rec.line_search:     # checked step by step below, not as a trajectory
+            continue
         for k, name in enumerate(PROBLEMS):
             lr = rec.default_lr[k]
             cases.append((algo, name, "default", _with_lr({}, lr)))
@@ -399,3 +401,63 @@ def test_reference_first_updates_by_hand():
     np.testing.assert_allclose(tr, expected, rtol=1e-14)
     # ESGD's default decay has a half-life of 14 updates.
     assert math.isclose(R.record("esgd").defaults["rho"] ** 14, 0.5, rel_tol=1e-14)
+
+
+# ---------------------------------------------------------------------------
+# Quasi-Newton rules: every step along the transcribed direction.
+# ---------------------------------------------------------------------------
+
+LINE_SEARCH = R.select(NAMES, lambda rec: rec.line_search)
+QN_CASES = [(algo, name, hyper) for algo in LINE_SEARCH for name, hyper in (
+    ("quadratic", {}), ("rosenbrock", {}),
+    *((("quadratic", {"history_size": 3}),) if "history_size" in R.record(algo).defaults
+      else ()))]
+
+
+@pytest.mark.parametrize("algo, problem_name, hyper", QN_CASES,
+                         ids=[f"{a}-{p}-{_label(h) or 'default'}" for a, p, h in QN_CASES])
+def test_quasi_newton_steps_follow_the_transcribed_direction(algo, problem_name, hyper):
+    """Each step x_{k+1} - x_k of the package is a positive multiple of the
+    transcription's direction computed from the curvature pairs (s, y) of the
+    package's own earlier steps, with gradients from the hand-written derivatives."""
+    rec = R.record(algo)
+    f, grad, hvp, x0, loss = problem(problem_name)
+    x = x0.copy()
+    opt = _dh().build(algo, loss, x, **hyper)
+    xs = [x.copy()]
+    for _ in range(25):
+        opt.step()
+        if opt.converged:
+            break
+        xs.append(x.copy())
+    assert len(xs) > 5, f"{algo} stopped after {len(xs) - 1} steps"
+    settings = dict(rec.defaults, **hyper)
+    pairs = []
+    for k in range(len(xs) - 1):
+        g = grad(xs[k])
+        d = rec.rule(g, pairs, **settings)
+        step = xs[k + 1] - xs[k]
+        cosine = step @ d / (np.linalg.norm(step) * np.linalg.norm(d))
+        assert cosine > 1 - 1e-9, f"step {k}: cos(step, direction) = {cosine!r}"
+        pairs.append((step, grad(xs[k + 1]) - g))
+
+
+@pytest.mark.parametrize("algo", LINE_SEARCH)
+def test_quasi_newton_with_exact_line_search_ends_a_quadratic_in_n_plus_1_steps(algo):
+    """With an (almost) exact line search -- a strong Wolfe search with a tiny c2 --
+    L-BFGS (memory >= n) and BFGS reach the minimum of an n-d quadratic in at most
+    n + 1 iterations (Nocedal & Wright, Theorem 6.4 / section 7.2)."""
+    f, grad, hvp, x0, loss = problem("quadratic")
+    A, b, _ = R.quadratic_data(QUAD_N, QUAD_SEED)
+    x_star = np.linalg.solve(A, b)
+    x = x0.copy()
+    extra = {"history_size": QUAD_N} if "history_size" in R.record(algo).defaults else {}
+    opt = _dh().build(algo, loss, x, c1=1e-12, c2=1e-9, max_evals=60, gtol=1e-7, ftol=0.0,
+                      **extra)
+    iterations = 0
+    while not opt.converged and iterations < 3 * QUAD_N:
+        opt.step()
+        iterations += 1
+    assert opt.converged == "gtol"
+    assert iterations <= QUAD_N + 1
+    np.testing.assert_allclose(x, x_star, rtol=1e-8, atol=1e-9)
