@@ -42,13 +42,15 @@ from .first_order import NAG, SGD, Momentum
 from .optimizer import Optimizer, apply_updates
 from .quasi_newton import BFGS, LBFGS
 from .registry import algorithms, build
+from .fitresult import FitResult
 from .result import EpochInfo, RunResult
+from .solve import solve
 from .tree import pack
 
 __version__ = "0.2.0"
 
 __all__ = [
-    "minimize", "build", "algorithms", "apply_updates", "pack", "Optimizer", "Dataset",
+    "minimize", "solve", "FitResult", "build", "algorithms", "apply_updates", "pack", "Optimizer", "Dataset",
     "EpochInfo", "RunResult", "NonFiniteError", "schedules",
     "SGD", "NAG", "Momentum", "RMSProp", "RProp", "ADAGRAD", "AdaGrad", "ADADELTA", "Adadelta",
     "ESGD", "Adam", "Adamax", "AMSGrad", "NAdam", "AdamW", "RAdam", "LBFGS", "BFGS",

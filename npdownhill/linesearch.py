@@ -16,8 +16,8 @@ finds a step :math:`\alpha > 0` with
 evaluations of :math:`\phi`. It follows Nocedal & Wright's Algorithm 3.5
 (bracketing, the trial step doubling) and 3.6 (zoom), choosing each trial
 inside a bracket by the minimizer of the cubic that matches both ends'
-values and slopes, safeguarded to stay at least a tenth of the bracket away
-from its ends (bisection when the cubic is not usable).
+values and slopes, moved to at least a tenth of the bracket away from its
+ends (bisection when the cubic has no usable minimum).
 
 A trial point where :math:`\phi` or :math:`\phi'` is not finite counts as a
 step too long: it becomes the far end of the bracket and the search moves
@@ -92,13 +92,14 @@ def _cubic_min(a, fa, da, b, fb, db):
 
 
 def _trial(lo, flo, dlo, hi, fhi, dhi):
-    """A trial step inside the bracket (lo, hi): the safeguarded cubic minimizer."""
+    """A trial step inside the bracket (lo, hi): the cubic minimizer, kept a tenth of the
+    bracket away from its ends (the midpoint when the cubic has no usable minimum)."""
     left, right = min(lo, hi), max(lo, hi)
     margin = 0.1 * (right - left)
     x = _cubic_min(lo, flo, dlo, hi, fhi, dhi)
-    if x is None or not (left + margin <= x <= right - margin):
-        x = 0.5 * (lo + hi)
-    return x
+    if x is None:
+        return 0.5 * (lo + hi)
+    return min(max(x, left + margin), right - margin)
 
 
 def strong_wolfe(phi, f0, slope0, alpha1, c1=1e-4, c2=0.9, max_evals=20, alpha_max=math.inf):

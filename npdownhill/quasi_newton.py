@@ -435,8 +435,8 @@ class LBFGS(QuasiNewton):
     trial step no longer than one unit (:math:`\alpha_0 = \min(1, 1/\lVert g\rVert)`).
     With ``bounds`` the start point is clipped into the box (as scipy does), a
     variable at a bound whose gradient pushes it outwards is held there, the
-    direction is computed for the free variables, and the line search stops
-    at the box's edge; convergence is tested on the projected gradient
+    direction is computed for the free variables (the recursion runs on the
+    pairs restricted to them), and the line search stops at the box's edge; convergence is tested on the projected gradient
     :math:`P(x - g) - x`. This is simpler than L-BFGS-B's generalized Cauchy
     point (one bound can become active per iteration), which suits the small
     problems it is meant for.
@@ -526,21 +526,27 @@ class LBFGS(QuasiNewton):
 
     def _direction(self, g, free, out):
         st = self.state
-        S, Y, rho = st["S"], st["Y"], st["rho"]
-        m, k, head = S.shape[0], int(st["pairs"]), int(st["head"])
-        q = np.where(free, g, 0) if free is not None else g.copy()
+        m, k, head = st["S"].shape[0], int(st["pairs"]), int(st["head"])
         newest_first = [(head - 1 - i) % m for i in range(k)]
-        a = np.empty(k)
-        for i, j in enumerate(newest_first):
-            a[i] = rho[j] * np.dot(S[j], q)
-            q -= a[i] * Y[j]
-        if k:
-            j = newest_first[0]
-            q *= np.dot(S[j], Y[j]) / np.dot(Y[j], Y[j])      # H0 = (s'y / y'y) I
-        for i in reversed(range(k)):
-            j = newest_first[i]
-            b = rho[j] * np.dot(Y[j], q)
-            q += (a[i] - b) * S[j]
+        S, Y, rho = st["S"][newest_first], st["Y"][newest_first], st["rho"][newest_first]
+        q = g.copy()
+        if free is not None:
+            # variables held at a bound take no part: the recursion runs on the pairs
+            # restricted to the free variables (those with no curvature there are left out)
+            q *= free
+            S, Y = S * free, Y * free
+            sy = np.einsum("ij,ij->i", S, Y)
+            keep = sy > np.finfo(float).eps * np.linalg.norm(S, axis=1) * np.linalg.norm(Y, axis=1)
+            S, Y, rho = S[keep], Y[keep], 1.0 / sy[keep]
+        a = np.empty(len(S))
+        for i in range(len(S)):                                # newest first
+            a[i] = rho[i] * np.dot(S[i], q)
+            q -= a[i] * Y[i]
+        if len(S):
+            q *= np.dot(S[0], Y[0]) / np.dot(Y[0], Y[0])      # H0 = (s'y / y'y) I
+        for i in reversed(range(len(S))):                      # oldest first
+            b = rho[i] * np.dot(Y[i], q)
+            q += (a[i] - b) * S[i]
         np.negative(q, out=out)
 
 
