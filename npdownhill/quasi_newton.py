@@ -420,7 +420,8 @@ class LBFGS(QuasiNewton):
     r"""Limited-memory BFGS, with optional bounds (an L-BFGS-B-style projected method).
 
     The direction comes from the two-loop recursion over the last ``m``
-    curvature pairs, with the initial scaling
+    curvature pairs (computed in its compact matrix form), with the initial
+    scaling
     :math:`H_k^0 = \frac{s_{k-1}^\top y_{k-1}}{y_{k-1}^\top y_{k-1}} I`:
 
     .. math::
@@ -476,6 +477,10 @@ class LBFGS(QuasiNewton):
     Liu, D. C. and Nocedal, J. (1989). On the limited memory BFGS method for
     large scale optimization. Mathematical Programming 45, 503-528.
 
+    Byrd, R. H., Nocedal, J. and Schnabel, R. B. (1994). Representations of
+    quasi-Newton matrices and their use in limited memory methods.
+    Mathematical Programming 63, 129-156.
+
     Byrd, R. H., Lu, P., Nocedal, J. and Zhu, C. (1995). A limited memory
     algorithm for bound constrained optimization. SIAM J. Sci. Comput. 16,
     1190-1208.
@@ -525,29 +530,34 @@ class LBFGS(QuasiNewton):
         st["pairs"][...] = min(int(st["pairs"]) + 1, m)
 
     def _direction(self, g, free, out):
+        # The compact form of the two-loop recursion (Byrd, Nocedal & Schnabel 1994):
+        # with the pairs as rows of S and Y (oldest first), R = triu(S Y'), D = diag(S Y')
+        # and H0 = gamma I, gamma = s'y / y'y of the newest pair,
+        #   H q = gamma q + S u + gamma Y' v,   v = -R^-1 (S q),
+        #   u = R^-T ((D + gamma Y Y') R^-1 (S q) - gamma Y q)
+        # -- the same vector as the two loops, in a dozen whole-array operations.
         st = self.state
         m, k, head = st["S"].shape[0], int(st["pairs"]), int(st["head"])
-        newest_first = [(head - 1 - i) % m for i in range(k)]
-        S, Y, rho = st["S"][newest_first], st["Y"][newest_first], st["rho"][newest_first]
-        q = g.copy()
-        if free is not None:
-            # variables held at a bound take no part: the recursion runs on the pairs
-            # restricted to the free variables (those with no curvature there are left out)
-            q *= free
-            S, Y = S * free, Y * free
+        q = g if free is None else g * free
+        order = [(head - k + i) % m for i in range(k)]
+        S, Y = st["S"][order], st["Y"][order]
+        if free is not None and k:
+            # variables held at a bound take no part: the pairs restricted to the free
+            # variables (those with no curvature there are left out)
+            S *= free
+            Y *= free
             sy = np.einsum("ij,ij->i", S, Y)
             keep = sy > np.finfo(float).eps * np.linalg.norm(S, axis=1) * np.linalg.norm(Y, axis=1)
-            S, Y, rho = S[keep], Y[keep], 1.0 / sy[keep]
-        a = np.empty(len(S))
-        for i in range(len(S)):                                # newest first
-            a[i] = rho[i] * np.dot(S[i], q)
-            q -= a[i] * Y[i]
-        if len(S):
-            q *= np.dot(S[0], Y[0]) / np.dot(Y[0], Y[0])      # H0 = (s'y / y'y) I
-        for i in reversed(range(len(S))):                      # oldest first
-            b = rho[i] * np.dot(Y[i], q)
-            q += (a[i] - b) * S[i]
-        np.negative(q, out=out)
+            S, Y = S[keep], Y[keep]
+        if not len(S):
+            np.negative(q, out=out)
+            return
+        SY = S @ Y.T
+        R, D = np.triu(SY), np.diag(SY)
+        gamma = D[-1] / np.dot(Y[-1], Y[-1])
+        Rinv_a = np.linalg.solve(R, S @ q)
+        u = np.linalg.solve(R.T, D * Rinv_a + gamma * ((Y @ Y.T) @ Rinv_a) - gamma * (Y @ q))
+        out[...] = -(gamma * q + S.T @ u - gamma * (Y.T @ Rinv_a))
 
 
 #: Largest problem BFGS takes: its dense n x n matrix costs O(n^2) memory and work.
