@@ -172,6 +172,30 @@ class _Flat:
         return np.asarray(self(x), dtype=np.float64)
 
     # -- the Jacobian ------------------------------------------------------
+    def _leaf_jvps(self, x):
+        """Yield ``jvp(tangent) -> (r, J @ tangent)`` makers, one per element of ``x``.
+
+        Forward mode boxes only the leaf being differentiated: the other
+        leaves are passed as plain read-only views, so autograd traces only
+        the operations downstream of that leaf (a column for ``c`` in
+        ``A * exp(-t / tau) + c`` traces one addition).
+        """
+        x = x.view()
+        x.flags.writeable = False
+        views = self.layout.views(x)
+        for k, leaf in enumerate(views):
+            def of_leaf(value, k=k):
+                values = list(views)
+                values[k] = value
+                out = self.fn(self.layout.tree_of(values), *self.args)
+                self.check(out)
+                return out
+            jvp = _ag_make_jvp(of_leaf)(leaf)
+            for e in range(leaf.size):
+                tangent = np.zeros(leaf.shape, dtype=leaf.dtype)
+                tangent.flat[e] = 1
+                yield jvp, tangent
+
     def jacobian(self, x, mode="auto", fallback=None):
         """``(r, J, mode_used)`` at the plain flat vector ``x``.
 
@@ -182,10 +206,10 @@ class _Flat:
         if mode == "reverse":
             r, J = self._reverse(x)
             return r, J, "reverse"
-        basis = np.eye(n, dtype=x.dtype)
-        jvp = _ag_make_jvp(self)
+        directions = self._leaf_jvps(x)
+        jvp, tangent = next(directions)
         try:
-            r, first = jvp(x)(basis[0])
+            r, first = jvp(tangent)
         except NotImplementedError as err:
             if not str(err).startswith("JVP of"):
                 raise
@@ -201,8 +225,7 @@ class _Flat:
             r, J = self._reverse(x)
             return r, J, "reverse"
         columns = [first]
-        for j in range(1, n):
-            columns.append(jvp(x)(basis[j])[1])
+        columns.extend(jvp(tangent)[1] for jvp, tangent in directions)
         J = np.empty((m, n), dtype=np.result_type(*columns, np.float32))
         for j, col in enumerate(columns):
             J[:, j] = col
@@ -247,6 +270,9 @@ def jacobian(residuals, params, args=(), mode="auto"):
         with the first forward product, which tells ``m``; when reverse mode
         is then chosen that first product is wasted. It also falls back to
         reverse mode when a primitive has no forward-mode rule in autograd.
+        A forward pass boxes only the leaf it differentiates (the other
+        leaves go in as plain arrays), so it traces only what depends on
+        that leaf.
 
     Returns
     -------
