@@ -319,6 +319,31 @@ def jacobian(residuals, params, args=(), mode="auto"):
 # Levenberg-Marquardt
 # ---------------------------------------------------------------------------
 
+def _norm(v):
+    """The Euclidean norm of a vector, without overflow or underflow in the squares.
+
+    ``sqrt(v . v)`` when that is safe; else scaled by the largest magnitude,
+    as MINPACK's ``enorm`` does, so residuals of 1e200 have a finite norm.
+    Returns ``inf`` or ``nan`` when ``v`` holds them.
+    """
+    big = float(np.max(np.abs(v))) if v.size else 0.0
+    if not 0.0 < big < math.inf:
+        return big
+    if 1e-100 < big < 1e100:
+        return math.sqrt(float(np.dot(v, v)))
+    w = v / big
+    return big * math.sqrt(float(np.dot(w, w)))
+
+
+def _column_norms(J):
+    """The Euclidean norms of the columns of ``J`` (overflow-safe, as :func:`_norm`)."""
+    big = np.max(np.abs(J), axis=0)
+    if np.all((big > 1e-100) & (big < 1e100)):
+        return np.sqrt(np.einsum("ij,ij->j", J, J))
+    scale = np.where(big > 0, big, 1.0)
+    return big * np.sqrt(np.einsum("ij,ij->j", J / scale, J / scale))
+
+
 def _solve(A, b):
     """``A^{-1} b`` for a square triangular ``A``; least squares if it is singular."""
     try:
@@ -356,7 +381,7 @@ def _lm_parameter(R, D, qtf, delta, par):
     else:
         step = _solve(R, qtf)
     Ds = D * step
-    dxnorm = np.linalg.norm(Ds)
+    dxnorm = _norm(Ds)
     fp = dxnorm - delta
     if fp <= 0.1 * delta:
         return 0.0, step
@@ -365,7 +390,7 @@ def _lm_parameter(R, D, qtf, delta, par):
     else:
         y = _solve(R.T, D * Ds / dxnorm)
         parl = fp / delta / np.dot(y, y)
-    gnorm = np.linalg.norm((R.T @ qtf) / D)
+    gnorm = _norm((R.T @ qtf) / D)
     paru = gnorm / delta
     if paru == 0.0:
         paru = _DWARF / min(delta, 0.1)
@@ -382,7 +407,7 @@ def _lm_parameter(R, D, qtf, delta, par):
         Q2, S = np.linalg.qr(stacked)
         step = _solve(S, Q2[:n].T @ qtf)
         Ds = D * step
-        dxnorm = np.linalg.norm(Ds)
+        dxnorm = _norm(Ds)
         previous, fp = fp, dxnorm - delta
         if (abs(fp) <= 0.1 * delta or (parl == 0.0 and fp <= previous < 0.0)
                 or iteration == 10):
@@ -419,7 +444,7 @@ def _levenberg_marquardt(flat, layout, x, r, J, mode, tols, max_nfev, callback, 
     ftol, xtol, gtol = tols
     dtype = layout.dtype
     nfev, njev, nit = 1, 1, 0
-    fnorm = np.linalg.norm(r)
+    fnorm = _norm(r)
     par = 0.0
     D = delta = xnorm = None
     stale = False
@@ -433,10 +458,10 @@ def _levenberg_marquardt(flat, layout, x, r, J, mode, tols, max_nfev, callback, 
             stale = False
             _check_jacobian(J, layout, call, nit)
         Q, R = np.linalg.qr(J)
-        colnorms = np.linalg.norm(J, axis=0)
+        colnorms = _column_norms(J)
         if D is None:
             D = np.where(colnorms == 0.0, 1.0, colnorms)
-            xnorm = np.linalg.norm(D * x)
+            xnorm = _norm(D * x)
             delta = _FACTOR * xnorm if xnorm != 0.0 else _FACTOR
         qtf = Q.T @ r
         gnorm = 0.0
@@ -453,7 +478,7 @@ def _levenberg_marquardt(flat, layout, x, r, J, mode, tols, max_nfev, callback, 
             par, s = _lm_parameter(R, D, qtf, delta, par)
             p = -s
             trial = (x + p).astype(dtype)
-            pnorm = np.linalg.norm(D * p)
+            pnorm = _norm(D * p)
             if nit == 0:
                 delta = min(delta, pnorm)
             if rejected is not None and np.array_equal(trial, rejected[0]):
@@ -461,19 +486,19 @@ def _levenberg_marquardt(flat, layout, x, r, J, mode, tols, max_nfev, callback, 
             else:
                 r_trial = flat.value(trial)
                 nfev += 1
-            fnorm1 = np.linalg.norm(r_trial)
-            # IEEE comparisons make a NaN norm a failed step with actred = -1 (its
-            # shrink factor from the formula below) and an infinite one a failed
-            # step that shrinks the radius tenfold; neither is ever accepted
-            actred = 1.0 - (fnorm1 / fnorm) ** 2 if 0.1 * fnorm1 < fnorm else -1.0
-            temp1 = np.linalg.norm(R @ p) / fnorm
+            fnorm1 = _norm(r_trial)
+            # a trial with NaN or infinite residuals is a failed step with actred = -1,
+            # the radius shrunk by the formula below; never accepted (see Notes)
+            finite = math.isfinite(fnorm1)
+            actred = 1.0 - (fnorm1 / fnorm) ** 2 if finite and 0.1 * fnorm1 < fnorm else -1.0
+            temp1 = _norm(R @ p) / fnorm
             temp2 = math.sqrt(par) * pnorm / fnorm
             prered = temp1 ** 2 + temp2 ** 2 / 0.5
             dirder = -(temp1 ** 2 + temp2 ** 2)
             ratio = actred / prered if prered != 0.0 else 0.0
             if ratio <= 0.25:
                 shrink = 0.5 if actred >= 0.0 else 0.5 * dirder / (dirder + 0.5 * actred)
-                if 0.1 * fnorm1 >= fnorm or shrink < 0.1:
+                if (finite and 0.1 * fnorm1 >= fnorm) or shrink < 0.1:
                     shrink = 0.1
                 delta = shrink * min(delta, pnorm / 0.1)
                 par = par / shrink
@@ -486,7 +511,7 @@ def _levenberg_marquardt(flat, layout, x, r, J, mode, tols, max_nfev, callback, 
                 x = trial.astype(np.float64)
                 r = r_trial
                 fnorm = fnorm1
-                xnorm = np.linalg.norm(D * x)
+                xnorm = _norm(D * x)
                 nit += 1
                 stale = True
                 layout.write(x)          # the caller's arrays always hold the best point
@@ -608,9 +633,13 @@ def least_squares(residuals, params, args=(), method="lm", ftol=1e-8, xtol=1e-8,
     shrinks by a factor between 1/10 and 1/2 (from a cubic fit along ``p``)
     and ``lam`` grows by its inverse; if ``rho >= 3/4`` (or ``lam = 0``) the
     radius becomes ``2 ||D p||`` and ``lam`` halves. The point is accepted
-    if ``rho >= 1e-4``. A trial point whose residuals are not finite (NaN or
-    infinite) counts as a failed step: the radius shrinks tenfold and the
-    point is never accepted.
+    if ``rho >= 1e-4``. A trial point whose residuals are not all finite (NaN
+    or infinite) counts as a failed step whose sum of squares doubled
+    (actual reduction -1): it is never accepted, the radius shrinks by a
+    factor in [1/10, 1/2] and ``lam`` grows. (MINPACK does the same, by
+    way of IEEE comparisons, for NaN and for two or more infinite
+    residuals, whose norm its ``enorm`` makes NaN.) Norms are computed
+    without overflow, so residuals as large as 1e200 still work.
 
     **Accounting.** ``nfev`` and ``njev`` count as MINPACK (and therefore
     scipy's ``'lm'`` given a callable ``jac``) counts: ``nfev`` is the number

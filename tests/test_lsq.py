@@ -511,6 +511,34 @@ def test_a_nan_region_shrinks_the_step_and_the_fit_converges():
     theirs = so.least_squares(fun, np.array([100.0]), method="lm",
                               jac=lambda x: np.array([[1 / x[0]], [0.1]]))
     assert res.nfev <= theirs.nfev
+    # MINPACK retries the same Gauss-Newton point after this failure (same radius test);
+    # we reuse the rejected point's residuals instead of evaluating it again
+    assert len(set(trials)) == len(trials) == res.nfev - 1   # the start was a traced call
+    assert res.nfev < theirs.nfev
+    np.testing.assert_allclose(params["x"], theirs.x, rtol=1e-12)
+
+
+def test_overflowing_and_huge_residuals_are_handled_as_minpack_does():
+    # box3d from 10x its start: the first trial overflows exp() to inf residuals
+    residuals, start, _ = MINPACK["box3d"]
+    start = np.array([0.0, 10.0, 20.0]) * 10
+    params = {"x": start.copy()}
+    with np.errstate(over="ignore", invalid="ignore"):
+        res = least_squares(residuals, params)
+        fun, jac = flat_problem(residuals, params)
+        theirs = so.least_squares(fun, start, jac=jac, method="lm")
+    assert res.success and (res.nfev, res.status) == (theirs.nfev, theirs.status)
+    assert res.cost == pytest.approx(theirs.cost, rel=1e-9)
+    # Jennrich-Sampson from 100x its start: residuals near 1e174, whose squares overflow
+    residuals, start, _ = MINPACK["jennrich_sampson"]
+    start = np.array([0.3, 0.4]) * 100
+    params = {"x": start.copy()}
+    with np.errstate(over="ignore", invalid="ignore"):
+        res = least_squares(residuals, params)
+        fun, jac = flat_problem(residuals, params)
+        theirs = so.least_squares(fun, start, jac=jac, method="lm")
+    assert (res.nfev, res.status) == (theirs.nfev, theirs.status) == (200, 0)
+    assert np.isfinite(res.cost) and res.cost == pytest.approx(theirs.cost, rel=1e-9)
 
 
 def test_an_infinite_trial_is_a_failed_step():
