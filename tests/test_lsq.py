@@ -7,7 +7,6 @@ and the minima published by Moré, Garbow and Hillstrom (1981), "Testing
 unconstrained optimization software", ACM TOMS 7, 17-41 (MGH below).
 """
 
-import re
 import warnings
 
 import autograd
