@@ -1,0 +1,1057 @@
+"""Small least-squares fits with exact derivatives from autograd.
+
+Write the residuals (or a model) with ``autograd.numpy`` over a param tree;
+this module differentiates them exactly and fits them:
+
+* :func:`jacobian` -- the exact Jacobian ``J[i, j] = d r_i / d x_j`` over the
+  flattened parameters, by forward mode (one JVP per parameter) when there
+  are fewer parameters than residuals, else by reverse mode (one VJP per
+  residual);
+* :func:`least_squares` -- Levenberg-Marquardt on that Jacobian, following
+  MINPACK's ``lmder`` (Moré 1978), the algorithm behind
+  ``scipy.optimize.least_squares(method='lm')``;
+* :func:`curve_fit` -- ``popt, pcov`` as ``scipy.optimize.curve_fit`` gives
+  them, the covariance from the exact Jacobian at the solution;
+* :func:`standard_errors` -- ``sqrt(diag(pcov))`` as a tree shaped like the
+  params;
+* :func:`hessian` -- the exact Hessian of a scalar loss, for the covariance of
+  a maximum-likelihood fit.
+
+Parameters are laid out in one flat vector in the leaf order of
+:class:`npdownhill.tree.Layout` (dict insertion order, then list order); the
+columns of a Jacobian, the rows and columns of a covariance matrix or a
+Hessian follow that order, and ``Layout(params).names`` names them.
+
+References
+----------
+.. [1] J. J. Moré, "The Levenberg-Marquardt algorithm: implementation and
+   theory", in *Numerical Analysis*, G. A. Watson (ed.), Lecture Notes in
+   Mathematics 630, Springer, 1978, pp. 105-116.
+.. [2] J. Nocedal and S. J. Wright, *Numerical Optimization*, 2nd ed.,
+   Springer, 2006, chapter 10 (least-squares problems).
+"""
+
+import math
+import numbers
+import warnings
+
+import autograd.numpy as anp
+import numpy as np
+from autograd import grad as _ag_grad
+from autograd import make_jvp as _ag_make_jvp
+from autograd import make_vjp as _ag_make_vjp
+from autograd.tracer import getval
+
+from .errors import NonFiniteError
+from .fitresult import FitResult
+from .hyper import number, suggest
+from .tree import Layout
+
+__all__ = ["jacobian", "least_squares", "curve_fit", "standard_errors", "hessian",
+           "CovarianceWarning"]
+
+_EPS = float(np.finfo(np.float64).eps)
+_DWARF = float(np.finfo(np.float64).tiny)
+_FACTOR = 100.0       # initial trust-region radius: factor * ||D x0|| (MINPACK's default)
+_MODES = ("auto", "forward", "reverse")
+_METHODS = ("lm",)
+_OPTIONS = ("method", "ftol", "xtol", "gtol", "max_nfev", "callback")
+
+MESSAGES = {
+    -2: "Stopped because `callback` raised `StopIteration`.",
+    -1: "Improper input parameters.",
+    0: "The maximum number of function evaluations is exceeded.",
+    1: "`gtol` termination condition is satisfied.",
+    2: "`ftol` termination condition is satisfied.",
+    3: "`xtol` termination condition is satisfied.",
+    4: "Both `ftol` and `xtol` termination conditions are satisfied.",
+}
+
+
+class CovarianceWarning(RuntimeWarning):
+    """The covariance of the parameters could not be estimated.
+
+    Issued by :func:`curve_fit` when ``J^T J`` is singular at the solution
+    (numerically: its smallest singular value is below ``eps * max(m, n)``
+    times the largest), or when there are no degrees of freedom left to
+    estimate the residual variance (``m == n`` and not ``absolute_sigma``).
+    ``pcov`` is then filled with ``inf``, as ``scipy.optimize.curve_fit``
+    does with its ``OptimizeWarning``.
+    """
+
+
+# ---------------------------------------------------------------------------
+# small helpers
+# ---------------------------------------------------------------------------
+
+def _name(fn):
+    """How to call a function in a message: its qualified name, else its repr."""
+    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
+
+
+def _shown(value):
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_callable(call, name, value):
+    if not callable(value):
+        raise TypeError(f"{call}({name}={_shown(value)}): {name} must be callable; "
+                        f"got {type(value).__name__}")
+
+
+def _check_args(call, args):
+    if not isinstance(args, (tuple, list)):
+        raise TypeError(f"{call}(args={_shown(args)}): args must be a tuple of extra "
+                        f"arguments (write args=(x,) for one); got {type(args).__name__}")
+    return tuple(args)
+
+
+def _describe_array(v):
+    return f"shape {v.shape}, dtype {v.dtype}"
+
+
+def _nonfinite_where(values, limit=5):
+    bad = np.flatnonzero(~np.isfinite(values))
+    shown = ", ".join(str(i) for i in bad[:limit])
+    return f"[{shown}{', ...' if bad.size > limit else ''}]"
+
+
+class _Flat:
+    """A user function of a param tree seen as a function of one flat vector.
+
+    ``self(x)`` calls ``fn(tree, *args)`` (or ``fn(xdata, tree)``-like
+    wrappers made by :func:`curve_fit`) with ``tree`` a tree of views of
+    ``x`` (read-only when ``x`` is a plain array), and checks what comes
+    back. ``x`` may be an autograd box: the views are then boxes too, so
+    autograd traces through the user's code.
+    """
+
+    def __init__(self, fn, layout, args, call, label):
+        self.fn, self.layout, self.args = fn, layout, args
+        self.call, self.label = call, label
+        self.m = None           # number of residuals, fixed by the first call
+
+    def tree(self, x):
+        if isinstance(x, np.ndarray):
+            x = x.view()
+            x.flags.writeable = False
+        return self.layout.unflatten(x)
+
+    def __call__(self, x):
+        out = self.fn(self.tree(x), *self.args)
+        self.check(out)
+        return out
+
+    def check(self, out):
+        value = getval(out)
+        where = f"{self.call}: {self.label}"
+        if isinstance(value, (numbers.Number, np.generic)) and not isinstance(value, np.ndarray):
+            value = np.asarray(value)
+        if not isinstance(value, np.ndarray):
+            raise TypeError(f"{where} must return a 1-D NumPy array of real numbers; got "
+                            f"{type(value).__name__} (build it with autograd.numpy, e.g. "
+                            "anp.array([...]) or anp.concatenate([...]))")
+        if value.dtype.kind not in "fiu":
+            raise TypeError(f"{where} must return a 1-D array of real numbers; got "
+                            f"{_describe_array(value)}")
+        if value.ndim != 1:
+            hint = " (flatten it with .ravel())" if value.ndim > 1 else ""
+            raise ValueError(f"{where} must return a 1-D array of residuals; got "
+                             f"{_describe_array(value)}{hint}")
+        if value.size == 0:
+            raise ValueError(f"{where} returned no residuals ({_describe_array(value)})")
+        if self.m is None:
+            self.m = value.size
+        elif value.size != self.m:
+            raise ValueError(f"{where} returned {value.size} residuals; it returned "
+                             f"{self.m} before (the number of residuals must not change)")
+
+    def value(self, x):
+        """Residuals at a plain flat vector, as float64."""
+        return np.asarray(self(x), dtype=np.float64)
+
+    # -- the Jacobian ------------------------------------------------------
+    def _leaf_jvps(self, x):
+        """Yield ``jvp(tangent) -> (r, J @ tangent)`` makers, one per element of ``x``.
+
+        Forward mode boxes only the leaf being differentiated: the other
+        leaves are passed as plain read-only views, so autograd traces only
+        the operations downstream of that leaf (a column for ``c`` in
+        ``A * exp(-t / tau) + c`` traces one addition).
+        """
+        x = x.view()
+        x.flags.writeable = False
+        views = self.layout.views(x)
+        for k, leaf in enumerate(views):
+            def of_leaf(value, k=k):
+                values = list(views)
+                values[k] = value
+                out = self.fn(self.layout.tree_of(values), *self.args)
+                self.check(out)
+                return out
+            jvp = _ag_make_jvp(of_leaf)(leaf)
+            for e in range(leaf.size):
+                tangent = np.zeros(leaf.shape, dtype=leaf.dtype)
+                tangent.flat[e] = 1
+                yield jvp, tangent
+
+    def jacobian(self, x, mode="auto", fallback=None):
+        """``(r, J, mode_used)`` at the plain flat vector ``x``.
+
+        ``fallback`` (default: only in auto mode) switches to reverse mode
+        when autograd has no forward-mode rule for a primitive.
+        """
+        n = x.size
+        if mode == "reverse":
+            r, J = self._reverse(x)
+            return r, J, "reverse"
+        directions = self._leaf_jvps(x)
+        jvp, tangent = next(directions)
+        try:
+            r, first = jvp(tangent)
+        except NotImplementedError as err:
+            if not str(err).startswith("JVP of"):
+                raise
+            if fallback or (fallback is None and mode == "auto"):
+                r, J = self._reverse(x)  # a primitive without a forward-mode rule
+                return r, J, "reverse"
+            raise NotImplementedError(
+                f"{self.call}(mode='forward'): autograd has no forward-mode rule for a "
+                f"primitive that {self.label} uses ({err}); use mode='auto' or "
+                "'reverse'") from None
+        m = getval(r).size
+        if mode == "auto" and n > 1 and n >= m:
+            r, J = self._reverse(x)
+            return r, J, "reverse"
+        columns = [first]
+        columns.extend(jvp(tangent)[1] for jvp, tangent in directions)
+        J = np.empty((m, n), dtype=np.result_type(*columns, np.float32))
+        for j, col in enumerate(columns):
+            J[:, j] = col
+        return np.asarray(r), J, "forward"
+
+    def _reverse(self, x):
+        vjp, r = _ag_make_vjp(self)(x)
+        r = np.asarray(r)
+        m = r.size
+        seeds = np.eye(m, dtype=r.dtype if r.dtype.kind == "f" else np.float64)
+        J = np.empty((m, x.size), dtype=np.result_type(r.dtype, x.dtype, np.float32))
+        for i in range(m):
+            J[i] = vjp(seeds[i])
+        return r, J
+
+
+# ---------------------------------------------------------------------------
+# jacobian
+# ---------------------------------------------------------------------------
+
+def jacobian(residuals, params, args=(), mode="auto"):
+    """The exact Jacobian of vector-valued residuals over the flattened params.
+
+    Parameters
+    ----------
+    residuals : callable
+        ``residuals(params, *args) -> r``, written with ``autograd.numpy``;
+        ``r`` must be a 1-D array of ``m`` real numbers.
+    params : ndarray, dict, list or tuple
+        The param tree at which to differentiate (not modified). Its ``n``
+        elements are flattened in the leaf order of
+        :class:`npdownhill.tree.Layout`.
+    args : tuple, optional
+        Extra positional arguments of ``residuals``.
+    mode : {'auto', 'forward', 'reverse'}, optional
+        ``'forward'`` builds ``J`` column by column, one forward-mode
+        Jacobian-vector product ``J e_j`` per parameter (``n`` traced calls
+        of ``residuals``); ``'reverse'`` builds it row by row, one reverse-mode
+        vector-Jacobian product ``e_i^T J`` per residual (one traced call and
+        ``m`` backward passes). ``'auto'`` (default) picks the cheaper:
+        forward when ``n < m`` (or ``n == 1``), reverse otherwise. It starts
+        with the first forward product, which tells ``m``; when reverse mode
+        is then chosen that first product is wasted. It also falls back to
+        reverse mode when a primitive has no forward-mode rule in autograd.
+        A forward pass boxes only the leaf it differentiates (the other
+        leaves go in as plain arrays), so it traces only what depends on
+        that leaf.
+
+    Returns
+    -------
+    r : ndarray, shape (m,)
+        The residuals at ``params``, from the same traced calls as ``J``
+        (no separate evaluation).
+    J : ndarray, shape (m, n)
+        ``J[i, j] = d r_i / d x_j`` with ``x`` the flattened params.
+
+    Raises
+    ------
+    TypeError
+        ``residuals`` is not callable, or returns something other than an
+        array of real numbers; ``args`` is not a tuple.
+    ValueError
+        ``residuals`` returns an array that is not 1-D or is empty; ``mode``
+        is not one of the three; a bad param tree (see ``Layout``).
+
+    Examples
+    --------
+    >>> import autograd.numpy as anp
+    >>> r, J = jacobian(lambda p: anp.array([p["a"] * p["b"], p["a"] ** 2, p["b"]]),
+    ...                 {"a": np.array(2.0), "b": np.array(3.0)})
+    >>> J
+    array([[3., 2.],
+           [4., 0.],
+           [0., 1.]])
+    """
+    call = "jacobian"
+    _check_callable(call, "residuals", residuals)
+    args = _check_args(call, args)
+    if mode not in _MODES:
+        raise ValueError(f"{call}(mode={_shown(mode)}): mode must be one of "
+                         f"{', '.join(map(repr, _MODES))}; got {_shown(mode)}"
+                         f"{suggest(str(mode), _MODES)}")
+    layout = Layout(params, f"{call}(params)")
+    flat = _Flat(residuals, layout, args, call, f"residuals ({_name(residuals)})")
+    x = layout.read(layout.empty())
+    r, J, _ = flat.jacobian(x, mode)
+    return r, J
+
+
+# ---------------------------------------------------------------------------
+# Levenberg-Marquardt
+# ---------------------------------------------------------------------------
+
+def _norm(v):
+    """The Euclidean norm of a vector, without overflow or underflow in the squares.
+
+    ``sqrt(v . v)`` when that is safe; else scaled by the largest magnitude,
+    as MINPACK's ``enorm`` does, so residuals of 1e200 have a finite norm.
+    Returns ``inf`` or ``nan`` when ``v`` holds them.
+    """
+    big = float(np.max(np.abs(v))) if v.size else 0.0
+    if not 0.0 < big < math.inf:
+        return big
+    if 1e-100 < big < 1e100:
+        return math.sqrt(float(np.dot(v, v)))
+    w = v / big
+    return big * math.sqrt(float(np.dot(w, w)))
+
+
+def _column_norms(J):
+    """The Euclidean norms of the columns of ``J`` (overflow-safe, as :func:`_norm`)."""
+    big = np.max(np.abs(J), axis=0)
+    if np.all((big > 1e-100) & (big < 1e100)):
+        return np.sqrt(np.einsum("ij,ij->j", J, J))
+    scale = np.where(big > 0, big, 1.0)
+    return big * np.sqrt(np.einsum("ij,ij->j", J / scale, J / scale))
+
+
+def _solve(A, b):
+    """``A^{-1} b`` for a square triangular ``A``; least squares if it is singular."""
+    try:
+        return np.linalg.solve(A, b)
+    except np.linalg.LinAlgError:
+        return np.linalg.lstsq(A, b, rcond=None)[0]
+
+
+def _lm_parameter(R, D, qtf, delta, par):
+    """The Levenberg-Marquardt parameter and step for a trust radius ``delta``.
+
+    With ``J = Q R`` (``R`` upper triangular, n x n) and ``qtf = Q^T f``,
+    the step for a parameter ``lam >= 0`` is ``-s(lam)`` where ``s(lam)``
+    solves ``(J^T J + lam D^2) s = J^T f``, i.e. the least-squares problem
+    ``[R; sqrt(lam) D] s ~ [qtf; 0]``. Let ``phi(lam) = ||D s(lam)|| - delta``.
+    Returns ``lam = 0`` (the Gauss-Newton step) when ``phi(0) <= 0.1 delta``,
+    else a ``lam > 0`` with ``|phi(lam)| <= 0.1 delta``, found as in Moré
+    (1978, section 5) by Newton's method on ``1/||D s||`` safeguarded by the
+    bounds ``l <= lam <= u``:
+
+    * ``u = ||D^{-1} J^T f|| / delta``;
+    * ``l = phi(0) / (delta * ||y||^2)`` with ``R^T y = D^2 s(0) / ||D s(0)||``
+      when ``J`` has full rank, else 0;
+    * the Newton correction ``(phi / delta) / ||y||^2`` with ``S^T y = D^2 s /
+      ||D s||``, where ``S^T S = J^T J + lam D^2`` (``S`` from the QR
+      factorization of ``[R; sqrt(lam) D]``);
+
+    at most 10 iterations. ``par`` is the previous iteration's parameter, the
+    starting guess. Returns ``(lam, s)``.
+    """
+    n = D.size
+    rank_deficient = not np.all(np.diag(R) != 0)
+    if rank_deficient:
+        step = np.linalg.lstsq(R, qtf, rcond=None)[0]
+    else:
+        step = _solve(R, qtf)
+    Ds = D * step
+    dxnorm = _norm(Ds)
+    fp = dxnorm - delta
+    if fp <= 0.1 * delta:
+        return 0.0, step
+    if rank_deficient:
+        parl = 0.0
+    else:
+        y = _solve(R.T, D * Ds / dxnorm)
+        parl = fp / delta / np.dot(y, y)
+    gnorm = _norm((R.T @ qtf) / D)
+    paru = gnorm / delta
+    if paru == 0.0:
+        paru = _DWARF / min(delta, 0.1)
+    par = min(max(par, parl), paru)
+    if par == 0.0:
+        par = gnorm / dxnorm
+    stacked = np.zeros((2 * n, n))
+    stacked[:n] = R
+    diagonal = np.arange(n)
+    for iteration in range(1, 11):
+        if par == 0.0:
+            par = max(_DWARF, 0.001 * paru)
+        stacked[n + diagonal, diagonal] = math.sqrt(par) * D
+        Q2, S = np.linalg.qr(stacked)
+        step = _solve(S, Q2[:n].T @ qtf)
+        Ds = D * step
+        dxnorm = _norm(Ds)
+        previous, fp = fp, dxnorm - delta
+        if (abs(fp) <= 0.1 * delta or (parl == 0.0 and fp <= previous < 0.0)
+                or iteration == 10):
+            break
+        y = _solve(S.T, D * Ds / dxnorm)
+        correction = fp / delta / np.dot(y, y)
+        if fp > 0.0:
+            parl = max(parl, par)
+        elif fp < 0.0:
+            paru = min(paru, par)
+        par = max(parl, par + correction)
+    return par, step
+
+
+def _check_jacobian(J, layout, call, nit):
+    if np.all(np.isfinite(J)):
+        return
+    columns = np.flatnonzero(~np.all(np.isfinite(J), axis=0))
+    leaves = sorted({layout.names[int(np.searchsorted(layout.offsets, c, side="right")) - 1]
+                     for c in columns})
+    where = "the starting params" if nit == 0 else f"the params after {nit} iterations"
+    shown = ", ".join(str(c) for c in columns[:5]) + (", ..." if columns.size > 5 else "")
+    raise NonFiniteError(f"{call}: the Jacobian is not finite at {where} (columns [{shown}], "
+                         f"leaves {leaves}); the params hold that point",
+                         "gradient", leaves=leaves, update=nit)
+
+
+def _levenberg_marquardt(flat, layout, x, r, J, mode, tols, max_nfev, callback, params, call):
+    """MINPACK lmder's iteration; see :func:`least_squares` for the math.
+
+    Returns ``(x, r, J, mode, nfev, njev, nit, status, stale)``; ``stale``
+    says that ``J`` is not the Jacobian at ``x`` (the last step was accepted).
+    """
+    ftol, xtol, gtol = tols
+    dtype = layout.dtype
+    nfev, njev, nit = 1, 1, 0
+    fnorm = _norm(r)
+    par = 0.0
+    D = delta = xnorm = None
+    stale = False
+    rejected = None     # (point, residuals) of the last rejected trial
+    while True:
+        # -- one outer iteration at x: J, its QR factorization, the gtol test --
+        if stale:
+            _, J, mode = flat.jacobian(x.astype(dtype), mode, fallback=True)
+            J = np.asarray(J, dtype=np.float64)
+            njev += 1
+            stale = False
+            _check_jacobian(J, layout, call, nit)
+        Q, R = np.linalg.qr(J)
+        colnorms = _column_norms(J)
+        if D is None:
+            D = np.where(colnorms == 0.0, 1.0, colnorms)
+            xnorm = _norm(D * x)
+            delta = _FACTOR * xnorm if xnorm != 0.0 else _FACTOR
+        qtf = Q.T @ r
+        gnorm = 0.0
+        if fnorm != 0.0:
+            g = J.T @ r
+            live = colnorms != 0.0
+            if live.any():
+                gnorm = float(np.max(np.abs(g[live]) / (colnorms[live] * fnorm)))
+        if gnorm <= gtol:
+            return x, r, J, mode, nfev, njev, nit, 1, stale
+        D = np.maximum(D, colnorms)
+        # -- inner loop: trial steps until one is accepted ---------------------
+        while True:
+            par, s = _lm_parameter(R, D, qtf, delta, par)
+            p = -s
+            trial = (x + p).astype(dtype)
+            pnorm = _norm(D * p)
+            if nit == 0:
+                delta = min(delta, pnorm)
+            if rejected is not None and np.array_equal(trial, rejected[0]):
+                r_trial = rejected[1]    # the same point again (see Notes): no new call
+            else:
+                r_trial = flat.value(trial)
+                nfev += 1
+            fnorm1 = _norm(r_trial)
+            # a trial with NaN or infinite residuals is a failed step with actred = -1,
+            # the radius shrunk by the formula below; never accepted (see Notes)
+            finite = math.isfinite(fnorm1)
+            actred = 1.0 - (fnorm1 / fnorm) ** 2 if finite and 0.1 * fnorm1 < fnorm else -1.0
+            temp1 = _norm(R @ p) / fnorm
+            temp2 = math.sqrt(par) * pnorm / fnorm
+            prered = temp1 ** 2 + temp2 ** 2 / 0.5
+            dirder = -(temp1 ** 2 + temp2 ** 2)
+            ratio = actred / prered if prered != 0.0 else 0.0
+            if ratio <= 0.25:
+                shrink = 0.5 if actred >= 0.0 else 0.5 * dirder / (dirder + 0.5 * actred)
+                if (finite and 0.1 * fnorm1 >= fnorm) or shrink < 0.1:
+                    shrink = 0.1
+                delta = shrink * min(delta, pnorm / 0.1)
+                par = par / shrink
+            elif par == 0.0 or ratio >= 0.75:
+                delta = pnorm / 0.5
+                par = 0.5 * par
+            accepted = ratio >= 1e-4
+            rejected = None if accepted else (trial, r_trial)
+            if accepted:
+                x = trial.astype(np.float64)
+                r = r_trial
+                fnorm = fnorm1
+                xnorm = _norm(D * x)
+                nit += 1
+                stale = True
+                layout.write(x)          # the caller's arrays always hold the best point
+                if callback is not None:
+                    so_far = FitResult(x=params, cost=0.5 * float(np.dot(r, r)), fun=r.copy(),
+                                       nfev=nfev, njev=njev, nit=nit)
+                    try:
+                        callback(so_far)
+                    except StopIteration:
+                        return x, r, J, mode, nfev, njev, nit, -2, stale
+            ftol_met = abs(actred) <= ftol and prered <= ftol and 0.5 * ratio <= 1.0
+            # (delta can only reach 0 by underflow, when x = 0 and steps keep failing)
+            xtol_met = delta <= xtol * xnorm or delta == 0.0
+            if ftol_met or xtol_met:
+                status = 4 if ftol_met and xtol_met else 2 if ftol_met else 3
+                return x, r, J, mode, nfev, njev, nit, status, stale
+            if nfev >= max_nfev:
+                return x, r, J, mode, nfev, njev, nit, 0, stale
+            if accepted:
+                break
+
+
+def least_squares(residuals, params, args=(), method="lm", ftol=1e-8, xtol=1e-8, gtol=1e-8,
+                  max_nfev=None, callback=None):
+    r"""Minimize ``0.5 * sum(residuals(params, *args)**2)`` by Levenberg-Marquardt.
+
+    The Jacobian is exact (:func:`jacobian`, autograd), and the iteration is
+    MINPACK's ``lmder`` as described by Moré [1]_, the algorithm of
+    ``scipy.optimize.least_squares(method='lm')``, written here from the
+    paper's formulas with ``numpy.linalg`` for the linear algebra.
+
+    Parameters
+    ----------
+    residuals : callable
+        ``residuals(params, *args) -> r``, written with ``autograd.numpy``,
+        returning a 1-D array of ``m >= n`` real residuals (``n`` the number
+        of parameter elements). It receives a tree shaped like ``params``
+        whose leaves are read-only arrays (not the caller's own arrays).
+    params : ndarray, dict, list or tuple
+        The starting point, a param tree of floating-point arrays. It is
+        updated in place: on return (and after every accepted step) its
+        arrays hold the solution, and ``result.x`` is this same tree.
+    args : tuple, optional
+        Extra positional arguments of ``residuals``.
+    method : {'lm'}, optional
+        Levenberg-Marquardt, the only method implemented.
+    ftol, xtol, gtol : float, optional
+        Termination tolerances, each at least the float64 machine epsilon
+        (2.22e-16), as scipy requires for ``'lm'``. With ``f`` the residuals,
+        ``D`` the scaling, ``delta`` the trust radius and ``p`` the step:
+
+        * ``ftol``: both the actual and the predicted relative reductions of
+          ``||f||^2`` are at most ``ftol`` (and the ratio of the two at most
+          2); status 2;
+        * ``xtol``: ``delta <= xtol * ||D x||``; status 3 (4 when both hold);
+        * ``gtol``: the largest cosine between ``f`` and a column of ``J``,
+          ``max_j |J_j^T f| / (||J_j|| ||f||)``, is at most ``gtol``; status 1.
+
+        For ``float32`` params the trial points are rounded to ``float32``,
+        and ``ftol`` and ``xtol`` are raised to at least float32's epsilon
+        (1.19e-7), since no reduction below that can be resolved. Expect
+        the cost within about 1e-6 (relative) of a float64 fit's, and the
+        params of a well-conditioned fit within about 1e-5 (the tests hold
+        the damped-oscillator fit to these; ill-conditioned problems lose
+        more, in proportion to their conditioning).
+    max_nfev : int, optional
+        Stop after this many residual evaluations (see Notes for what is
+        counted); default ``100 * n``, as scipy's ``'lm'``.
+    callback : callable, optional
+        ``callback(result_so_far)`` after each iteration (each accepted
+        step), with a :class:`FitResult` holding ``x`` (the params tree, now
+        holding the new point), ``cost``, ``fun``, ``nfev``, ``njev`` and
+        ``nit``. Raising ``StopIteration`` stops the fit (status -2).
+
+    Returns
+    -------
+    FitResult
+        With scipy's fields: ``x`` (the ``params`` tree itself, holding the
+        solution), ``cost`` (``0.5 * sum(fun**2)``), ``fun`` (residuals at the
+        solution, float64), ``jac`` (the exact ``m x n`` Jacobian there),
+        ``grad`` (``jac.T @ fun``), ``optimality`` (``max |grad|``), ``nfev``,
+        ``njev``, ``nit`` (accepted steps), ``status``, ``success``
+        (``status > 0``) and ``message``. Status codes are scipy's: -2
+        callback stop, 0 ``max_nfev`` reached, 1 ``gtol``, 2 ``ftol``,
+        3 ``xtol``, 4 ``ftol`` and ``xtol``. (Improper input raises instead
+        of returning status -1.)
+
+    Raises
+    ------
+    TypeError
+        ``residuals`` or ``callback`` not callable, ``args`` not a tuple,
+        residuals that are not real numbers, a tolerance that is not a number.
+    ValueError
+        An unknown ``method``; a tolerance below 2.22e-16; ``max_nfev < 1``;
+        residuals that are not 1-D or change length; fewer residuals than
+        parameters (``m < n``, which ``'lm'`` cannot solve); residuals that
+        are not finite at the start; a bad param tree.
+    NonFiniteError
+        The Jacobian is not finite at the start or at an accepted point.
+
+    If anything raises mid-way (these errors, ``residuals`` itself, the
+    callback, a ``KeyboardInterrupt``), ``params`` hold the best point found
+    so far: every accepted point is written into them at once.
+
+    Notes
+    -----
+    **The step.** At ``x`` with residuals ``f`` and Jacobian ``J``, the
+    Levenberg-Marquardt step ``p`` solves
+
+    .. math:: \min_p \|J p + f\|^2 \quad \text{subject to} \quad \|D p\| \le \Delta,
+
+    whose solution is ``p(lam) = -(J^T J + lam D^2)^{-1} J^T f`` with
+    ``lam = 0`` if the Gauss-Newton step is inside the region, else the
+    ``lam > 0`` with ``||D p(lam)|| ~ Delta`` (within 10%), found by
+    Moré's safeguarded Newton iteration on ``lam`` from the QR
+    factorization ``J = Q R`` (``_lm_parameter``). ``D`` is diagonal, the
+    running maximum of the column norms of ``J`` (scipy's default
+    ``x_scale='jac'``), which makes the iteration invariant to a rescaling
+    of the parameters.
+
+    **The trust region.** The first radius is ``100 ||D x0||`` (or 100),
+    cut to the first step's length. A trial point is judged by the ratio
+    ``rho`` of the actual to the predicted reduction of ``||f||^2``, both
+    relative to ``||f||^2``; the prediction is
+    ``(||J p||^2 + 2 lam ||D p||^2) / ||f||^2``. If ``rho <= 1/4`` the radius
+    shrinks by a factor between 1/10 and 1/2 (from a quadratic fit of
+    ``||f(x + t p)||^2`` in ``t``)
+    and ``lam`` grows by its inverse; if ``rho >= 3/4`` (or ``lam = 0``) the
+    radius becomes ``2 ||D p||`` and ``lam`` halves. The point is accepted
+    if ``rho >= 1e-4``. A trial point whose residuals are not all finite (NaN
+    or infinite) counts as a failed step whose sum of squares doubled
+    (actual reduction -1): it is never accepted, the radius shrinks by a
+    factor in [1/10, 1/2] and ``lam`` grows. (MINPACK does the same, by
+    way of IEEE comparisons, for NaN and for two or more infinite
+    residuals, whose norm its ``enorm`` makes NaN.) Norms are computed
+    without overflow, so residuals as large as 1e200 still work.
+
+    **Accounting.** ``nfev`` and ``njev`` count as MINPACK (and therefore
+    scipy's ``'lm'`` given a callable ``jac``) counts: ``nfev`` is the number
+    of points at which the residuals were needed (the start and every trial
+    point), ``njev`` the number of points at which the Jacobian was needed
+    (the start and every accepted point that begins a new iteration), so
+    the two libraries' numbers compare one for one. The calls of
+    ``residuals`` itself differ: a Jacobian evaluation runs ``residuals``
+    traced (``n`` forward-mode passes, or one traced pass and ``m`` backward
+    passes when ``m == n``) and gives the residuals as well, so the start
+    costs no separate plain call; and when the fit ends right after an
+    accepted step, one more Jacobian evaluation at the solution fills
+    ``jac`` and ``grad`` (scipy also calls its ``jac`` there without
+    counting it).
+
+    **One saving over MINPACK.** After a failed step MINPACK can propose the
+    very same trial point again: the Gauss-Newton step, when the shrunken
+    radius still holds it. Here the residuals of the last rejected point are
+    reused for it instead of being evaluated again (``residuals`` must be a
+    deterministic function of the params). The iterates are MINPACK's; only
+    ``nfev`` is smaller (so ``max_nfev`` allows a few more of them).
+
+    Linear algebra is in float64 whatever the params' dtype.
+
+    References
+    ----------
+    .. [1] J. J. Moré, "The Levenberg-Marquardt algorithm: implementation
+       and theory", in *Numerical Analysis*, Lecture Notes in Mathematics
+       630, Springer, 1978, pp. 105-116.
+    .. [2] J. Nocedal and S. J. Wright, *Numerical Optimization*, 2nd ed.,
+       Springer, 2006, section 10.3.
+
+    Examples
+    --------
+    >>> import autograd.numpy as anp
+    >>> p = {"x": np.array([-1.2, 1.0])}
+    >>> res = least_squares(lambda p: anp.array([10 * (p["x"][1] - p["x"][0] ** 2),
+    ...                                          1 - p["x"][0]]), p)
+    >>> res.success, np.allclose(p["x"], [1.0, 1.0])
+    (True, True)
+    """
+    return _least_squares(residuals, params, args, method, ftol, xtol, gtol, max_nfev, callback,
+                          "least_squares", f"residuals ({_name(residuals)})")
+
+
+def _least_squares(residuals, params, args, method, ftol, xtol, gtol, max_nfev, callback, call,
+                   label):
+    _check_callable(call, "residuals" if call == "least_squares" else "f", residuals)
+    args = _check_args(call, args)
+    if not isinstance(method, str) or method not in _METHODS:
+        hint = suggest(method, _METHODS) if isinstance(method, str) else ""
+        extra = (" ('trf' and 'dogbox' are not implemented)"
+                 if method in ("trf", "dogbox") else "")
+        raise ValueError(f"{call}(method={_shown(method)}): method must be 'lm'{extra}; "
+                         f"got {_shown(method)}{hint}")
+    tolerances = {}
+    for name, value in (("ftol", ftol), ("xtol", xtol), ("gtol", gtol)):
+        tolerances[name] = number(call, name, value, low=_EPS)
+    if callback is not None:
+        _check_callable(call, "callback", callback)
+    layout = Layout(params, f"{call}(params)")
+    n = layout.size
+    if max_nfev is None:
+        max_nfev = 100 * n
+    else:
+        max_nfev = number(call, "max_nfev", max_nfev, low=1, integer=True)
+    floor = float(np.finfo(layout.dtype).eps) if layout.dtype.itemsize < 8 else 0.0
+    ftol = max(tolerances["ftol"], floor)
+    xtol = max(tolerances["xtol"], floor)
+    gtol = tolerances["gtol"]
+
+    flat = _Flat(residuals, layout, args, call, label)
+    x = layout.read(layout.empty()).astype(np.float64)
+    r, J, mode = flat.jacobian(x.astype(layout.dtype), "auto")
+    r = np.asarray(r, dtype=np.float64)
+    m = r.size
+    if m < n:
+        raise ValueError(f"{call}(method='lm'): needs at least as many residuals as "
+                         f"parameters; got m={m} residuals for n={n} parameters")
+    if not np.all(np.isfinite(r)):
+        raise ValueError(f"{call}: the residuals are not finite at the starting params "
+                         f"(indices {_nonfinite_where(r)} of {m})")
+    J = np.asarray(J, dtype=np.float64)
+    _check_jacobian(J, layout, call, 0)
+
+    x, r, J, mode, nfev, njev, nit, status, stale = _levenberg_marquardt(
+        flat, layout, x, r, J, mode, (ftol, xtol, gtol), max_nfev, callback, params, call)
+    if stale:   # the last step was accepted: the Jacobian at the solution (not counted)
+        _, J, _ = flat.jacobian(x.astype(layout.dtype), mode, fallback=True)
+        J = np.asarray(J, dtype=np.float64)
+    g = J.T @ r
+    return FitResult(x=params, cost=0.5 * float(np.dot(r, r)), fun=r, jac=J, grad=g,
+                     optimality=float(np.max(np.abs(g))), nfev=nfev, njev=njev, nit=nit,
+                     status=status, success=status > 0, message=MESSAGES[status])
+
+
+# ---------------------------------------------------------------------------
+# curve_fit and covariances
+# ---------------------------------------------------------------------------
+
+def _covariance(J, sum_sq, absolute_sigma, call):
+    """``inv(J^T J)``, scaled by ``sum_sq / (m - n)`` unless ``absolute_sigma``.
+
+    Computed from the SVD ``J = U S V^T`` as ``V S^{-2} V^T``. ``J^T J`` is
+    taken as singular when ``s_min <= eps * max(m, n) * s_max`` (the usual
+    numerical-rank threshold; scipy's ``curve_fit`` uses it for 'trf' and
+    'dogbox'); ``pcov`` is then all ``inf`` and a :class:`CovarianceWarning`
+    is issued, as when ``m == n`` leaves no degree of freedom.
+    """
+    m, n = J.shape
+    singular = True
+    if np.all(np.isfinite(J)):
+        _, s, Vt = np.linalg.svd(J, full_matrices=False)
+        singular = not (s[0] > 0.0 and s[-1] > _EPS * max(m, n) * s[0])
+    reason = None
+    if singular:
+        reason = "the Jacobian at the solution is singular (J^T J cannot be inverted)"
+    elif not absolute_sigma and m <= n:
+        reason = (f"there are as many residuals as parameters (m = n = {n}): no degree of "
+                  "freedom is left to estimate the residual variance")
+    if reason is not None:
+        warnings.warn(f"{call}: covariance of the parameters could not be estimated: {reason}; "
+                      "pcov is filled with inf", CovarianceWarning, stacklevel=3)
+        return np.full((n, n), np.inf)
+    pcov = (Vt.T / s ** 2) @ Vt
+    pcov = 0.5 * (pcov + pcov.T)
+    if not absolute_sigma:
+        pcov *= sum_sq / (m - n)
+    return pcov
+
+
+def curve_fit(f, xdata, ydata, p0, sigma=None, absolute_sigma=False, **least_squares_options):
+    r"""Fit ``f(xdata, params)`` to ``ydata``: ``popt`` and its covariance ``pcov``.
+
+    Minimizes ``sum(((f(xdata, params) - ydata) / sigma)**2)`` with
+    :func:`least_squares` (Levenberg-Marquardt, exact Jacobian) and
+    estimates the covariance of the parameters from the exact Jacobian at
+    the solution, as ``scipy.optimize.curve_fit`` does.
+
+    Parameters
+    ----------
+    f : callable
+        The model ``f(xdata, params) -> y`` (note the order: the data first,
+        the param tree second), written with ``autograd.numpy``; it must
+        return an array of ``ydata``'s shape.
+    xdata : object
+        The independent variable, passed to ``f`` as given.
+    ydata : array_like, shape (m,)
+        The data, 1-D, finite real numbers.
+    p0 : ndarray, dict, list or tuple
+        The starting param tree (floating-point arrays; 0-d arrays for
+        scalars). It is **not modified**, as in scipy: the fit runs on a copy.
+    sigma : None or array_like, optional
+        ``None`` (unit weights); a 1-D array of ``m`` standard deviations
+        (the residuals are divided by them); or an ``m x m`` covariance
+        matrix ``C`` of the data, whose Cholesky factor ``C = L L^T`` whitens
+        the residuals, ``r = L^{-1} (f - y)``, so that ``r^T r =
+        (f - y)^T C^{-1} (f - y)``.
+    absolute_sigma : bool, optional
+        If True, ``sigma`` is taken as absolute and ``pcov = inv(J^T J)``;
+        if False (default), only relative, and ``pcov`` is scaled by the
+        reduced chi-square ``sum(r**2) / (m - n)``.
+    **least_squares_options
+        ``method``, ``ftol``, ``xtol``, ``gtol``, ``max_nfev``, ``callback``
+        of :func:`least_squares`.
+
+    Returns
+    -------
+    popt : tree shaped like p0
+        A new tree (its leaves are views of one new buffer) holding the
+        fitted parameters.
+    pcov : ndarray, shape (n, n)
+        The estimated covariance of the flattened parameters, in the leaf
+        order of :class:`npdownhill.tree.Layout` (``Layout(p0).names``).
+        With ``J`` the Jacobian of the (whitened) residuals at ``popt``,
+
+        .. math:: \mathrm{pcov} = (J^T J)^{-1} \cdot
+                  \begin{cases} 1 & \text{absolute\_sigma} \\
+                  \sum_i r_i^2 / (m - n) & \text{otherwise,} \end{cases}
+
+        the inverse of the Gauss-Newton approximation of the Hessian of
+        ``0.5 * chi^2`` (Nocedal & Wright, section 10.3). Filled with ``inf``
+        (and a :class:`CovarianceWarning`) when ``J^T J`` is singular or
+        there is no degree of freedom (``m == n`` without ``absolute_sigma``).
+        :func:`standard_errors` turns it into a tree of ``sqrt(diag(pcov))``.
+
+    Raises
+    ------
+    TypeError
+        ``f`` not callable, ``ydata`` or ``sigma`` not real numbers, ``f``
+        returning something else, ``absolute_sigma`` not a bool, an unknown
+        option.
+    ValueError
+        ``ydata`` not 1-D or not finite; ``sigma`` of the wrong shape, not
+        finite, not positive (1-D) or not positive definite (2-D); ``f``
+        returning the wrong shape; ``args`` given (``f`` takes none); and
+        what :func:`least_squares` refuses.
+    RuntimeError
+        The fit did not converge (``max_nfev`` reached or a callback stop),
+        as scipy raises; the message is :func:`least_squares`'s.
+
+    Examples
+    --------
+    >>> import autograd.numpy as anp
+    >>> t = np.linspace(0, 1, 20)
+    >>> popt, pcov = curve_fit(lambda t, p: p["a"] * t + p["b"], t, 2 * t + 1,
+    ...                        {"a": np.array(0.0), "b": np.array(0.0)})
+    >>> float(popt["a"]), float(popt["b"])  # doctest: +SKIP
+    (2.0, 1.0)
+    """
+    call = "curve_fit"
+    _check_callable(call, "f", f)
+    options = dict(method="lm", ftol=1e-8, xtol=1e-8, gtol=1e-8, max_nfev=None, callback=None)
+    for key, value in least_squares_options.items():
+        if key == "args":
+            raise ValueError(f"{call}(args=...): f(xdata, params) takes no extra arguments; "
+                             "put them in xdata or in a closure")
+        if key not in options:
+            raise TypeError(f"{call}({key}=...): unknown option {key!r}"
+                            f"{suggest(key, _OPTIONS)}; the options are "
+                            f"{', '.join(_OPTIONS)}")
+        options[key] = value
+    if not isinstance(absolute_sigma, (bool, np.bool_)):
+        raise TypeError(f"{call}(absolute_sigma={_shown(absolute_sigma)}): absolute_sigma must "
+                        f"be True or False; got {type(absolute_sigma).__name__}")
+    y = _real_array(call, "ydata", ydata)
+    if y.ndim != 1 or y.size == 0:
+        raise ValueError(f"{call}(ydata=...): ydata must be a non-empty 1-D array; got shape "
+                         f"{y.shape}")
+    if not np.all(np.isfinite(y)):
+        raise ValueError(f"{call}(ydata=...): ydata must be finite; got NaN or inf at indices "
+                         f"{_nonfinite_where(y)}")
+    m = y.size
+    weights = whitener = None
+    if sigma is not None:
+        s = _real_array(call, "sigma", sigma)
+        if not np.all(np.isfinite(s)):
+            raise ValueError(f"{call}(sigma=...): sigma must be finite; got NaN or inf")
+        if s.shape == (m,):
+            if not np.all(s > 0):
+                raise ValueError(f"{call}(sigma=...): the standard deviations in sigma must be "
+                                 f"> 0; got {float(s.min())!r} at index {int(np.argmin(s))}")
+            weights = 1.0 / s
+        elif s.shape == (m, m):
+            try:
+                lower = np.linalg.cholesky(s)
+            except np.linalg.LinAlgError:
+                raise ValueError(f"{call}(sigma=...): a 2-D sigma is the covariance matrix of "
+                                 "ydata and must be symmetric positive definite; its Cholesky "
+                                 "factorization failed") from None
+            whitener = np.linalg.solve(lower, np.eye(m))   # L^{-1}
+        else:
+            raise ValueError(f"{call}(sigma=...): sigma must have shape ({m},) (standard "
+                             f"deviations) or ({m}, {m}) (a covariance matrix) for {m} data "
+                             f"points; got shape {s.shape}")
+
+    layout = Layout(p0, f"{call}(p0)")
+    popt = layout.unflatten(layout.read(layout.empty()))
+    label = f"f ({_name(f)})"
+
+    def residuals(params):
+        model = f(xdata, params)
+        value = getval(model)
+        if not isinstance(value, (np.ndarray, np.generic, numbers.Number)):
+            raise TypeError(f"{call}: {label} must return an array of ydata's shape {y.shape}; "
+                            f"got {type(value).__name__}")
+        if np.shape(value) != y.shape:
+            raise ValueError(f"{call}: {label} must return an array of ydata's shape {y.shape}; "
+                             f"got shape {np.shape(value)}")
+        kind = np.asarray(value).dtype.kind
+        if kind not in "fiu":
+            raise TypeError(f"{call}: {label} must return real numbers; got dtype "
+                            f"{np.asarray(value).dtype}")
+        diff = model - y
+        if weights is not None:
+            return diff * weights
+        if whitener is not None:
+            return anp.dot(whitener, diff)
+        return diff
+
+    result = _least_squares(residuals, popt, (), options["method"], options["ftol"],
+                            options["xtol"], options["gtol"], options["max_nfev"],
+                            options["callback"], call, label)
+    if result.status <= 0:
+        raise RuntimeError(f"{call}: optimal parameters not found: {result.message} "
+                           f"(nfev={result.nfev}, cost={result.cost:.6g})")
+    pcov = _covariance(result.jac, 2.0 * result.cost, bool(absolute_sigma), call)
+    return popt, pcov
+
+
+def _real_array(call, name, value):
+    try:
+        array = np.asarray(value)
+    except Exception as err:  # ragged lists and the like
+        raise TypeError(f"{call}({name}=...): {name} must be an array of real numbers; "
+                        f"{err}") from None
+    if array.dtype.kind not in "fiu":
+        raise TypeError(f"{call}({name}=...): {name} must hold real numbers; got dtype "
+                        f"{array.dtype}")
+    return array.astype(np.float64) if array.dtype.kind in "iu" else array
+
+
+def standard_errors(pcov, params):
+    """The standard errors ``sqrt(diag(pcov))`` as a tree shaped like ``params``.
+
+    Parameters
+    ----------
+    pcov : array_like, shape (n, n)
+        A covariance matrix over the flattened parameters in leaf order, as
+        returned by :func:`curve_fit` (or ``inv(hessian(...))``).
+    params : ndarray, dict, list or tuple
+        A param tree with ``n`` elements in all (``popt`` or ``p0``).
+
+    Returns
+    -------
+    tree
+        A new tree shaped like ``params`` (leaves are views of one new
+        float64 buffer); ``inf`` where ``pcov`` is ``inf``.
+
+    Raises
+    ------
+    ValueError
+        ``pcov`` is not ``n x n``, or has a negative or NaN diagonal entry.
+    """
+    call = "standard_errors"
+    layout = Layout(params, f"{call}(params)")
+    cov = _real_array(call, "pcov", pcov)
+    n = layout.size
+    if cov.shape != (n, n):
+        raise ValueError(f"{call}(pcov=...): pcov must have shape ({n}, {n}) for the {n} "
+                         f"parameters of params; got shape {cov.shape}")
+    variances = np.array(np.diag(cov), dtype=np.float64)
+    bad = np.flatnonzero(~(variances >= 0))
+    if bad.size:
+        j = int(bad[0])
+        leaf = layout.names[int(np.searchsorted(layout.offsets, j, side="right")) - 1]
+        raise ValueError(f"{call}(pcov=...): the variances on pcov's diagonal must be >= 0; got "
+                         f"{float(variances[j])!r} at index {j} (leaf {leaf!r})")
+    return layout.unflatten(np.sqrt(variances))
+
+
+# ---------------------------------------------------------------------------
+# hessian
+# ---------------------------------------------------------------------------
+
+def hessian(loss, params, *args):
+    r"""The exact Hessian of a scalar loss over the flattened params.
+
+    ``H[i, j] = d^2 loss / (d x_i d x_j)`` with ``x`` the params flattened
+    in leaf order. Computed by autograd as the reverse-mode Jacobian of the
+    gradient: one traced evaluation of the gradient, then one backward pass
+    (a Hessian-vector product) per parameter; symmetrized, ``(H + H^T) / 2``,
+    to remove rounding asymmetry.
+
+    For a maximum-likelihood fit, ``inv(hessian(nll, popt, ...))`` at the
+    optimum estimates the covariance of the parameters (the inverse observed
+    Fisher information). For a Gaussian negative log-likelihood
+    ``0.5 * sum(((f - y) / sigma)**2)`` it equals ``J^T J`` plus
+    ``sum_i r_i * hess(r_i)``, so its inverse matches ``curve_fit``'s
+    ``pcov`` with ``absolute_sigma=True`` exactly when the model is linear
+    in the params and up to that residual term otherwise.
+
+    Parameters
+    ----------
+    loss : callable
+        ``loss(params, *args) -> scalar``, written with ``autograd.numpy``.
+    params : ndarray, dict, list or tuple
+        The point (a param tree; not modified).
+    *args
+        Extra positional arguments of ``loss``.
+
+    Returns
+    -------
+    ndarray, shape (n, n)
+        The symmetric Hessian, float64.
+
+    Raises
+    ------
+    TypeError
+        ``loss`` not callable, or not returning a real scalar.
+    ValueError
+        A bad param tree.
+    """
+    call = "hessian"
+    _check_callable(call, "loss", loss)
+    layout = Layout(params, f"{call}(params)")
+    label = f"loss ({_name(loss)})"
+
+    def scalar(x):
+        out = loss(layout.unflatten(x), *args)
+        value = getval(out)
+        if isinstance(value, (numbers.Number, np.generic)):
+            value = np.asarray(value)
+        if not isinstance(value, np.ndarray) or value.dtype.kind not in "fiu" or value.size != 1:
+            got = (_describe_array(value) if isinstance(value, np.ndarray)
+                   else type(value).__name__)
+            raise TypeError(f"{call}: {label} must return a real scalar; got {got}")
+        return out if np.ndim(value) == 0 else anp.reshape(out, ())
+
+    x = layout.read(layout.empty())
+    vjp, g = _ag_make_vjp(_ag_grad(scalar))(x)
+    n = x.size
+    seeds = np.eye(n, dtype=x.dtype)
+    H = np.empty((n, n))
+    for i in range(n):
+        H[i] = vjp(seeds[i])
+    return 0.5 * (H + H.T)
