@@ -43,6 +43,7 @@ from .optimizer import Optimizer, apply_updates
 from .quasi_newton import BFGS, LBFGS
 from .registry import algorithms, build
 from .fitresult import FitResult
+from .lsq import CovarianceWarning, curve_fit, hessian, jacobian, least_squares, standard_errors
 from .result import EpochInfo, RunResult
 from .solve import solve
 from .tree import pack
@@ -50,7 +51,8 @@ from .tree import pack
 __version__ = "0.2.0"
 
 __all__ = [
-    "minimize", "solve", "FitResult", "build", "algorithms", "apply_updates", "pack", "Optimizer", "Dataset",
+    "minimize", "solve", "least_squares", "curve_fit", "standard_errors", "hessian", "jacobian",
+    "FitResult", "CovarianceWarning", "build", "algorithms", "apply_updates", "pack", "Optimizer", "Dataset",
     "EpochInfo", "RunResult", "NonFiniteError", "schedules",
     "SGD", "NAG", "Momentum", "RMSProp", "RProp", "ADAGRAD", "AdaGrad", "ADADELTA", "Adadelta",
     "ESGD", "Adam", "Adamax", "AMSGrad", "NAdam", "AdamW", "RAdam", "LBFGS", "BFGS",
