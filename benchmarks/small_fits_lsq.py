@@ -16,8 +16,9 @@ For each, these rows (all in the same process, timed interleaved):
 * ``scipy lsq``   ``scipy.optimize.least_squares(method='lm')`` given a
                   hand-written NumPy Jacobian (the fastest exact Jacobian a
                   scipy user can supply);
-* ``scipy lsq+ag`` the same given ``npdownhill.lsq.jacobian`` as ``jac``, so
-                  both sides pay the same autograd cost per Jacobian;
+* ``scipy lsq+ag`` the same given ``npdownhill.derivatives.jacobian`` as
+                  ``jac``, so both sides pay the same autograd cost per
+                  Jacobian;
 
 and, for the oscillator, ``ours curve_fit`` against ``scipy curve_fit``
 (its default: MINPACK ``lmdif``, finite-difference Jacobian) and
@@ -56,7 +57,7 @@ import autograd.numpy as anp  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from npdownhill import lsq  # noqa: E402
+from npdownhill import derivatives, lsq  # noqa: E402
 from npdownhill.tree import Layout  # noqa: E402
 
 try:
@@ -215,7 +216,7 @@ def run(repeats):
                          dx=rel_diff(x_ours, sp.x), time=t_sp))
         # -- scipy with our autograd Jacobian ----------------------------------
         def ag_jac(x):
-            return lsq.jacobian(residuals, to_tree(x))[1]
+            return derivatives.jacobian(residuals, to_tree(x))[1]
         f_c, j_c = Counter(fun_np), Counter(ag_jac)
         so.least_squares(f_c, start, jac=j_c, method="lm")
         t_ag, sp_ag = best_time(lambda: so.least_squares(fun_np, start, jac=ag_jac, method="lm"),

@@ -43,7 +43,8 @@ from .optimizer import Optimizer, apply_updates
 from .quasi_newton import BFGS, LBFGS
 from .registry import algorithms, build
 from .fitresult import FitResult
-from .lsq import CovarianceWarning, curve_fit, hessian, jacobian, least_squares, standard_errors
+from .derivatives import hessian, jacobian
+from .lsq import CovarianceWarning, curve_fit, least_squares, standard_errors
 from .result import EpochInfo, RunResult
 from .solve import solve
 from .tree import pack

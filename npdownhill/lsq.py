@@ -1,26 +1,23 @@
 """Small least-squares fits with exact derivatives from autograd.
 
 Write the residuals (or a model) with ``autograd.numpy`` over a param tree;
-this module differentiates them exactly and fits them:
+this module fits them with the exact Jacobian of
+:func:`npdownhill.derivatives.jacobian`:
 
-* :func:`jacobian` -- the exact Jacobian ``J[i, j] = d r_i / d x_j`` over the
-  flattened parameters, by forward mode (one JVP per parameter) when there
-  are fewer parameters than residuals, else by reverse mode (one VJP per
-  residual);
 * :func:`least_squares` -- Levenberg-Marquardt on that Jacobian, following
   MINPACK's ``lmder`` (Moré 1978), the algorithm behind
   ``scipy.optimize.least_squares(method='lm')``;
 * :func:`curve_fit` -- ``popt, pcov`` as ``scipy.optimize.curve_fit`` gives
   them, the covariance from the exact Jacobian at the solution;
 * :func:`standard_errors` -- ``sqrt(diag(pcov))`` as a tree shaped like the
-  params;
-* :func:`hessian` -- the exact Hessian of a scalar loss, for the covariance of
-  a maximum-likelihood fit.
+  params (also for ``inv(hessian(...))`` of a maximum-likelihood fit, with
+  :func:`npdownhill.derivatives.hessian`).
 
 Parameters are laid out in one flat vector in the leaf order of
 :class:`npdownhill.tree.Layout` (dict insertion order, then list order); the
-columns of a Jacobian, the rows and columns of a covariance matrix or a
-Hessian follow that order, and ``Layout(params).names`` names them.
+columns of a Jacobian and the rows and columns of a covariance matrix
+follow that order, and ``Layout(params).names`` names them (see
+:mod:`npdownhill.derivatives`).
 
 References
 ----------
@@ -37,23 +34,19 @@ import warnings
 
 import autograd.numpy as anp
 import numpy as np
-from autograd import grad as _ag_grad
-from autograd import make_jvp as _ag_make_jvp
-from autograd import make_vjp as _ag_make_vjp
 from autograd.tracer import getval
 
+from .derivatives import _check_args, _check_callable, _Flat, _name, _shown
 from .errors import NonFiniteError
 from .fitresult import FitResult
 from .hyper import number, suggest
 from .tree import Layout
 
-__all__ = ["jacobian", "least_squares", "curve_fit", "standard_errors", "hessian",
-           "CovarianceWarning"]
+__all__ = ["least_squares", "curve_fit", "standard_errors", "CovarianceWarning"]
 
 _EPS = float(np.finfo(np.float64).eps)
 _DWARF = float(np.finfo(np.float64).tiny)
 _FACTOR = 100.0       # initial trust-region radius: factor * ||D x0|| (MINPACK's default)
-_MODES = ("auto", "forward", "reverse")
 _METHODS = ("lm",)
 _OPTIONS = ("method", "ftol", "xtol", "gtol", "max_nfev", "callback")
 
@@ -84,235 +77,10 @@ class CovarianceWarning(RuntimeWarning):
 # small helpers
 # ---------------------------------------------------------------------------
 
-def _name(fn):
-    """How to call a function in a message: its qualified name, else its repr."""
-    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None) or repr(fn)
-
-
-def _shown(value):
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _check_callable(call, name, value):
-    if not callable(value):
-        raise TypeError(f"{call}({name}={_shown(value)}): {name} must be callable; "
-                        f"got {type(value).__name__}")
-
-
-def _check_args(call, args):
-    if not isinstance(args, (tuple, list)):
-        raise TypeError(f"{call}(args={_shown(args)}): args must be a tuple of extra "
-                        f"arguments (write args=(x,) for one); got {type(args).__name__}")
-    return tuple(args)
-
-
-def _describe_array(v):
-    return f"shape {v.shape}, dtype {v.dtype}"
-
-
 def _nonfinite_where(values, limit=5):
     bad = np.flatnonzero(~np.isfinite(values))
     shown = ", ".join(str(i) for i in bad[:limit])
     return f"[{shown}{', ...' if bad.size > limit else ''}]"
-
-
-class _Flat:
-    """A user function of a param tree seen as a function of one flat vector.
-
-    ``self(x)`` calls ``fn(tree, *args)`` (or ``fn(xdata, tree)``-like
-    wrappers made by :func:`curve_fit`) with ``tree`` a tree of views of
-    ``x`` (read-only when ``x`` is a plain array), and checks what comes
-    back. ``x`` may be an autograd box: the views are then boxes too, so
-    autograd traces through the user's code.
-    """
-
-    def __init__(self, fn, layout, args, call, label):
-        self.fn, self.layout, self.args = fn, layout, args
-        self.call, self.label = call, label
-        self.m = None           # number of residuals, fixed by the first call
-
-    def tree(self, x):
-        if isinstance(x, np.ndarray):
-            x = x.view()
-            x.flags.writeable = False
-        return self.layout.unflatten(x)
-
-    def __call__(self, x):
-        out = self.fn(self.tree(x), *self.args)
-        self.check(out)
-        return out
-
-    def check(self, out):
-        value = getval(out)
-        where = f"{self.call}: {self.label}"
-        if isinstance(value, (numbers.Number, np.generic)) and not isinstance(value, np.ndarray):
-            value = np.asarray(value)
-        if not isinstance(value, np.ndarray):
-            raise TypeError(f"{where} must return a 1-D NumPy array of real numbers; got "
-                            f"{type(value).__name__} (build it with autograd.numpy, e.g. "
-                            "anp.array([...]) or anp.concatenate([...]))")
-        if value.dtype.kind not in "fiu":
-            raise TypeError(f"{where} must return a 1-D array of real numbers; got "
-                            f"{_describe_array(value)}")
-        if value.ndim != 1:
-            hint = " (flatten it with .ravel())" if value.ndim > 1 else ""
-            raise ValueError(f"{where} must return a 1-D array of residuals; got "
-                             f"{_describe_array(value)}{hint}")
-        if value.size == 0:
-            raise ValueError(f"{where} returned no residuals ({_describe_array(value)})")
-        if self.m is None:
-            self.m = value.size
-        elif value.size != self.m:
-            raise ValueError(f"{where} returned {value.size} residuals; it returned "
-                             f"{self.m} before (the number of residuals must not change)")
-
-    def value(self, x):
-        """Residuals at a plain flat vector, as float64."""
-        return np.asarray(self(x), dtype=np.float64)
-
-    # -- the Jacobian ------------------------------------------------------
-    def _leaf_jvps(self, x):
-        """Yield ``jvp(tangent) -> (r, J @ tangent)`` makers, one per element of ``x``.
-
-        Forward mode boxes only the leaf being differentiated: the other
-        leaves are passed as plain read-only views, so autograd traces only
-        the operations downstream of that leaf (a column for ``c`` in
-        ``A * exp(-t / tau) + c`` traces one addition).
-        """
-        x = x.view()
-        x.flags.writeable = False
-        views = self.layout.views(x)
-        for k, leaf in enumerate(views):
-            def of_leaf(value, k=k):
-                values = list(views)
-                values[k] = value
-                out = self.fn(self.layout.tree_of(values), *self.args)
-                self.check(out)
-                return out
-            jvp = _ag_make_jvp(of_leaf)(leaf)
-            for e in range(leaf.size):
-                tangent = np.zeros(leaf.shape, dtype=leaf.dtype)
-                tangent.flat[e] = 1
-                yield jvp, tangent
-
-    def jacobian(self, x, mode="auto", fallback=None):
-        """``(r, J, mode_used)`` at the plain flat vector ``x``.
-
-        ``fallback`` (default: only in auto mode) switches to reverse mode
-        when autograd has no forward-mode rule for a primitive.
-        """
-        n = x.size
-        if mode == "reverse":
-            r, J = self._reverse(x)
-            return r, J, "reverse"
-        directions = self._leaf_jvps(x)
-        jvp, tangent = next(directions)
-        try:
-            r, first = jvp(tangent)
-        except NotImplementedError as err:
-            if not str(err).startswith("JVP of"):
-                raise
-            if fallback or (fallback is None and mode == "auto"):
-                r, J = self._reverse(x)  # a primitive without a forward-mode rule
-                return r, J, "reverse"
-            raise NotImplementedError(
-                f"{self.call}(mode='forward'): autograd has no forward-mode rule for a "
-                f"primitive that {self.label} uses ({err}); use mode='auto' or "
-                "'reverse'") from None
-        m = getval(r).size
-        if mode == "auto" and n > 1 and n >= m:
-            r, J = self._reverse(x)
-            return r, J, "reverse"
-        columns = [first]
-        columns.extend(jvp(tangent)[1] for jvp, tangent in directions)
-        J = np.empty((m, n), dtype=np.result_type(*columns, np.float32))
-        for j, col in enumerate(columns):
-            J[:, j] = col
-        return np.asarray(r), J, "forward"
-
-    def _reverse(self, x):
-        vjp, r = _ag_make_vjp(self)(x)
-        r = np.asarray(r)
-        m = r.size
-        seeds = np.eye(m, dtype=r.dtype if r.dtype.kind == "f" else np.float64)
-        J = np.empty((m, x.size), dtype=np.result_type(r.dtype, x.dtype, np.float32))
-        for i in range(m):
-            J[i] = vjp(seeds[i])
-        return r, J
-
-
-# ---------------------------------------------------------------------------
-# jacobian
-# ---------------------------------------------------------------------------
-
-def jacobian(residuals, params, args=(), mode="auto"):
-    """The exact Jacobian of vector-valued residuals over the flattened params.
-
-    Parameters
-    ----------
-    residuals : callable
-        ``residuals(params, *args) -> r``, written with ``autograd.numpy``;
-        ``r`` must be a 1-D array of ``m`` real numbers.
-    params : ndarray, dict, list or tuple
-        The param tree at which to differentiate (not modified). Its ``n``
-        elements are flattened in the leaf order of
-        :class:`npdownhill.tree.Layout`.
-    args : tuple, optional
-        Extra positional arguments of ``residuals``.
-    mode : {'auto', 'forward', 'reverse'}, optional
-        ``'forward'`` builds ``J`` column by column, one forward-mode
-        Jacobian-vector product ``J e_j`` per parameter (``n`` traced calls
-        of ``residuals``); ``'reverse'`` builds it row by row, one reverse-mode
-        vector-Jacobian product ``e_i^T J`` per residual (one traced call and
-        ``m`` backward passes). ``'auto'`` (default) picks the cheaper:
-        forward when ``n < m`` (or ``n == 1``), reverse otherwise. It starts
-        with the first forward product, which tells ``m``; when reverse mode
-        is then chosen that first product is wasted. It also falls back to
-        reverse mode when a primitive has no forward-mode rule in autograd.
-        A forward pass boxes only the leaf it differentiates (the other
-        leaves go in as plain arrays), so it traces only what depends on
-        that leaf.
-
-    Returns
-    -------
-    r : ndarray, shape (m,)
-        The residuals at ``params``, from the same traced calls as ``J``
-        (no separate evaluation).
-    J : ndarray, shape (m, n)
-        ``J[i, j] = d r_i / d x_j`` with ``x`` the flattened params.
-
-    Raises
-    ------
-    TypeError
-        ``residuals`` is not callable, or returns something other than an
-        array of real numbers; ``args`` is not a tuple.
-    ValueError
-        ``residuals`` returns an array that is not 1-D or is empty; ``mode``
-        is not one of the three; a bad param tree (see ``Layout``).
-
-    Examples
-    --------
-    >>> import autograd.numpy as anp
-    >>> r, J = jacobian(lambda p: anp.array([p["a"] * p["b"], p["a"] ** 2, p["b"]]),
-    ...                 {"a": np.array(2.0), "b": np.array(3.0)})
-    >>> J
-    array([[3., 2.],
-           [4., 0.],
-           [0., 1.]])
-    """
-    call = "jacobian"
-    _check_callable(call, "residuals", residuals)
-    args = _check_args(call, args)
-    if mode not in _MODES:
-        raise ValueError(f"{call}(mode={_shown(mode)}): mode must be one of "
-                         f"{', '.join(map(repr, _MODES))}; got {_shown(mode)}"
-                         f"{suggest(str(mode), _MODES)}")
-    layout = Layout(params, f"{call}(params)")
-    flat = _Flat(residuals, layout, args, call, f"residuals ({_name(residuals)})")
-    x = layout.read(layout.empty())
-    r, J, _ = flat.jacobian(x, mode)
-    return r, J
 
 
 # ---------------------------------------------------------------------------
@@ -538,10 +306,11 @@ def least_squares(residuals, params, args=(), method="lm", ftol=1e-8, xtol=1e-8,
                   max_nfev=None, callback=None):
     r"""Minimize ``0.5 * sum(residuals(params, *args)**2)`` by Levenberg-Marquardt.
 
-    The Jacobian is exact (:func:`jacobian`, autograd), and the iteration is
-    MINPACK's ``lmder`` as described by Moré [1]_, the algorithm of
-    ``scipy.optimize.least_squares(method='lm')``, written here from the
-    paper's formulas with ``numpy.linalg`` for the linear algebra.
+    The Jacobian is exact (:func:`~npdownhill.derivatives.jacobian`,
+    autograd), and the iteration is MINPACK's ``lmder`` as described by
+    Moré [1]_, the algorithm of ``scipy.optimize.least_squares(method='lm')``,
+    written here from the paper's formulas with ``numpy.linalg`` for the
+    linear algebra.
 
     Parameters
     ----------
@@ -987,71 +756,3 @@ def standard_errors(pcov, params):
         raise ValueError(f"{call}(pcov=...): the variances on pcov's diagonal must be >= 0; got "
                          f"{float(variances[j])!r} at index {j} (leaf {leaf!r})")
     return layout.unflatten(np.sqrt(variances))
-
-
-# ---------------------------------------------------------------------------
-# hessian
-# ---------------------------------------------------------------------------
-
-def hessian(loss, params, *args):
-    r"""The exact Hessian of a scalar loss over the flattened params.
-
-    ``H[i, j] = d^2 loss / (d x_i d x_j)`` with ``x`` the params flattened
-    in leaf order. Computed by autograd as the reverse-mode Jacobian of the
-    gradient: one traced evaluation of the gradient, then one backward pass
-    (a Hessian-vector product) per parameter; symmetrized, ``(H + H^T) / 2``,
-    to remove rounding asymmetry.
-
-    For a maximum-likelihood fit, ``inv(hessian(nll, popt, ...))`` at the
-    optimum estimates the covariance of the parameters (the inverse observed
-    Fisher information). For a Gaussian negative log-likelihood
-    ``0.5 * sum(((f - y) / sigma)**2)`` it equals ``J^T J`` plus
-    ``sum_i r_i * hess(r_i)``, so its inverse matches ``curve_fit``'s
-    ``pcov`` with ``absolute_sigma=True`` exactly when the model is linear
-    in the params and up to that residual term otherwise.
-
-    Parameters
-    ----------
-    loss : callable
-        ``loss(params, *args) -> scalar``, written with ``autograd.numpy``.
-    params : ndarray, dict, list or tuple
-        The point (a param tree; not modified).
-    *args
-        Extra positional arguments of ``loss``.
-
-    Returns
-    -------
-    ndarray, shape (n, n)
-        The symmetric Hessian, float64.
-
-    Raises
-    ------
-    TypeError
-        ``loss`` not callable, or not returning a real scalar.
-    ValueError
-        A bad param tree.
-    """
-    call = "hessian"
-    _check_callable(call, "loss", loss)
-    layout = Layout(params, f"{call}(params)")
-    label = f"loss ({_name(loss)})"
-
-    def scalar(x):
-        out = loss(layout.unflatten(x), *args)
-        value = getval(out)
-        if isinstance(value, (numbers.Number, np.generic)):
-            value = np.asarray(value)
-        if not isinstance(value, np.ndarray) or value.dtype.kind not in "fiu" or value.size != 1:
-            got = (_describe_array(value) if isinstance(value, np.ndarray)
-                   else type(value).__name__)
-            raise TypeError(f"{call}: {label} must return a real scalar; got {got}")
-        return out if np.ndim(value) == 0 else anp.reshape(out, ())
-
-    x = layout.read(layout.empty())
-    vjp, g = _ag_make_vjp(_ag_grad(scalar))(x)
-    n = x.size
-    seeds = np.eye(n, dtype=x.dtype)
-    H = np.empty((n, n))
-    for i in range(n):
-        H[i] = vjp(seeds[i])
-    return 0.5 * (H + H.T)

@@ -1,4 +1,5 @@
-"""Least squares with exact derivatives: npdownhill.lsq against scipy and known answers.
+"""Least squares with exact derivatives: npdownhill.lsq and npdownhill.derivatives against
+scipy and known answers.
 
 The references are independent of the code under test: scipy's MINPACK
 (``least_squares(method='lm')`` and ``curve_fit``), central finite
@@ -17,8 +18,8 @@ from autograd.extend import defvjp, primitive
 
 from npdownhill.errors import NonFiniteError
 from npdownhill.fitresult import FitResult
-from npdownhill.lsq import (CovarianceWarning, curve_fit, hessian, jacobian, least_squares,
-                            standard_errors)
+from npdownhill.derivatives import hessian, jacobian
+from npdownhill.lsq import CovarianceWarning, curve_fit, least_squares, standard_errors
 from npdownhill.tree import Layout
 
 so = pytest.importorskip("scipy.optimize")
