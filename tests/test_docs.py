@@ -42,6 +42,18 @@ def test_readme_quick_start_runs_and_updates_params_in_place():
     assert train["loss"] < 2.5                        # from about 12.8 at the start
 
 
+def test_readme_small_fits_example_runs():
+    section = read("README.md").split("## Small fits", 1)[1]
+    block = re.findall(r"```python\n(.*?)```", section, re.S)[0]
+    namespace = {}
+    exec(compile(block, "README small fits", "exec"), namespace)
+    assert namespace["result"].success
+    assert float(namespace["params"]["x"]) == 0.8               # held at its bound
+    popt, errors, truth = namespace["popt"], namespace["errors"], namespace["truth"]
+    for name, value in truth.items():                           # within 4 standard errors
+        assert abs(float(popt[name]) - value) < 4 * float(errors[name])
+
+
 def test_demo_runs_and_reports_the_fit():
     result = run("-m", "npdownhill", "--quiet", "--algo", "adam", "--learning-rate", "0.05",
                  "--max-epochs", "300")
@@ -118,7 +130,8 @@ def test_algorithm_docstrings_give_equations_defaults_and_references(name):
 
 @pytest.mark.parametrize("module", ["tree", "optimizer", "driver", "dataset", "schedules", "hyper",
                                     "adaptive", "adam", "first_order", "checkpoint", "result",
-                                    "run", "registry", "options", "diagnostics"])
+                                    "run", "registry", "options", "diagnostics", "solve",
+                                    "lsq", "derivatives", "fitresult"])
 def test_docstring_examples_run(module):
     import doctest
     import importlib
