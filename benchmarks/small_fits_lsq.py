@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Small least-squares fits: npdownhill.lsq against scipy's MINPACK, in one run.
+"""Small least-squares fits: npdownhill.lsq and npdownhill.curvefit against scipy's
+MINPACK, in one run.
 
 What it measures
 ----------------
@@ -57,7 +58,7 @@ import autograd.numpy as anp  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from npdownhill import derivatives, lsq  # noqa: E402
+from npdownhill import curvefit, derivatives, lsq  # noqa: E402
 from npdownhill.tree import Layout  # noqa: E402
 
 try:
@@ -229,12 +230,12 @@ def run(repeats):
     # -- curve_fit on the oscillator -------------------------------------------
     p0 = {k: np.array(v) for k, v in zip(OSC_KEYS, OSC_START)}
     counted = Counter(osc_model)
-    popt, pcov = lsq.curve_fit(counted, T, Y, p0)
+    popt, pcov = curvefit.curve_fit(counted, T, Y, p0)
     calls = counted.calls
     fit = {}
 
     def ours_fit():
-        fit["res"] = lsq.curve_fit(osc_model, T, Y, p0)
+        fit["res"] = curvefit.curve_fit(osc_model, T, Y, p0)
         return fit["res"]
     t_ours, (popt, pcov) = best_time(ours_fit, repeats)
     # nfev/njev of the same fit, from least_squares on the same residuals

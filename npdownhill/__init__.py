@@ -44,7 +44,8 @@ from .quasi_newton import BFGS, LBFGS
 from .registry import algorithms, build
 from .fitresult import FitResult
 from .derivatives import hessian, jacobian
-from .lsq import CovarianceWarning, curve_fit, least_squares, standard_errors
+from .curvefit import CovarianceWarning, curve_fit, standard_errors
+from .lsq import least_squares
 from .result import EpochInfo, RunResult
 from .solve import solve
 from .tree import pack

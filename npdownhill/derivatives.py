@@ -31,7 +31,7 @@ backward pass (a Hessian-vector product) per parameter.
 :class:`npdownhill.tree.Layout` (dict insertion order, then list order),
 each leaf's elements in C order. The columns of a Jacobian, and the rows
 and columns of a Hessian (and of the covariance matrices of
-:mod:`npdownhill.lsq`), follow that order; ``Layout(params).names`` names
+:mod:`npdownhill.curvefit`), follow that order; ``Layout(params).names`` names
 the leaves and ``Layout(params).offsets`` says where each one starts.
 """
 
@@ -87,7 +87,7 @@ class _Flat:
     """A user function of a param tree seen as a function of one flat vector.
 
     ``self(x)`` calls ``fn(tree, *args)`` (or ``fn(xdata, tree)``-like
-    wrappers made by :func:`npdownhill.lsq.curve_fit`) with ``tree`` a tree
+    wrappers made by :func:`npdownhill.curvefit.curve_fit`) with ``tree`` a tree
     of views of ``x`` (read-only when ``x`` is a plain array), and checks
     what comes back. ``x`` may be an autograd box: the views are then boxes too, so
     autograd traces through the user's code.

@@ -24,7 +24,7 @@ LAYERS = {
                "linesearch", "quasi_newton",
                "first_order", "adaptive", "adam", "schedules"],
     "run": ["dataset", "runstate", "interrupt", "result", "checkpoint", "run", "driver"],
-    "fitting": ["fitresult", "derivatives", "lsq", "solve"],
+    "fitting": ["fitresult", "derivatives", "lsq", "curvefit", "solve"],
     "entry points": ["__init__", "__main__"],
 }
 RANK = {module: rank for rank, modules in enumerate(LAYERS.values()) for module in modules}

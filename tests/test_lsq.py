@@ -19,7 +19,8 @@ from autograd.extend import defvjp, primitive
 from npdownhill.errors import NonFiniteError
 from npdownhill.fitresult import FitResult
 from npdownhill.derivatives import hessian, jacobian
-from npdownhill.lsq import CovarianceWarning, curve_fit, least_squares, standard_errors
+from npdownhill.curvefit import CovarianceWarning, curve_fit, standard_errors
+from npdownhill.lsq import least_squares
 from npdownhill.tree import Layout
 
 so = pytest.importorskip("scipy.optimize")
