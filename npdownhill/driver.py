@@ -23,6 +23,7 @@ from . import options as O
 from .checkpoint import folder_exists
 from .dataset import Dataset
 from .optimizer import install_run_layer
+from .progress import check_progress
 from .registry import build
 from .result import history_arrays
 from .run import Run, measure
@@ -144,7 +145,9 @@ def iterate(opt, train=None, valid=None, max_updates=None, **kwargs):
         ``callback(EpochInfo)`` after every epoch; raise ``StopIteration``
         in it to stop), ``checkpoint`` (None: a file path; the run is saved
         there every ``checkpoint_every`` (1) epochs, at the end and on
-        Ctrl-C, and resumed from it when it exists), ``resume_changes``
+        Ctrl-C, and resumed from it when it exists), ``progress`` (None: a
+        tqdm bar in a terminal or notebook when tqdm is installed, never in
+        a pipe or on CI; True: always; False: never), ``resume_changes``
         ('warn': hyperparameters given explicitly that differ from the
         checkpoint's are applied with a WARNING; 'raise': refused),
         ``on_nonfinite`` ('raise', 'skip' or 'stop').
@@ -186,6 +189,7 @@ def _prepare(opt, train, valid, kwargs, call):
     """Check everything and make the Run; the hyperparameters are set last."""
     given, hyper = _split(opt, call, kwargs)
     options = dict(O.defaults(), **given)
+    check_progress(call, options["progress"])
     if opt.loss is None:
         raise TypeError(f"{call}: this optimizer was built with loss=None; a run needs a loss")
     opt._check_params(call)

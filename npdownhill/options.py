@@ -73,6 +73,13 @@ def _choice(*choices):
     return check
 
 
+def _progress(call, name, value):
+    if value is not None and not isinstance(value, bool):
+        raise TypeError(f"{call}({name}={value!r}): {name} must be None, True or False; "
+                        f"got {type(value).__name__}")
+    return value
+
+
 #: ``{name: (default, check, doc)}`` for every run option.
 RUN_OPTIONS = {
     "batch_size": (32, _int_or_none,
@@ -90,6 +97,8 @@ RUN_OPTIONS = {
     "checkpoint_every": (1, _positive_int, "save the checkpoint every this many epochs"),
     "on_nonfinite": ("raise", _choice("raise", "skip", "stop"),
                      "'raise', 'skip' or 'stop' on a non-finite loss or gradient"),
+    "progress": (None, _progress, "None (a bar in a terminal or notebook when tqdm is "
+                                  "installed), True or False"),
     "resume_changes": ("warn", _choice("warn", "raise"),
                        "hyperparameters given on resume that differ from the checkpoint's: "
                        "'warn' applies them with a WARNING, 'raise' refuses them"),

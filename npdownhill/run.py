@@ -41,6 +41,7 @@ import numpy as np
 from . import checkpoint
 from .errors import NonFiniteError
 from .interrupt import DeferredInterrupt
+from .progress import Bar, hint_once, number, show_progress
 from .result import EpochInfo, RunResult, history_arrays
 from .runstate import EpochProgress, RunState, record
 
@@ -151,6 +152,7 @@ class Run:
         self._final_saved = False     # the run's final state is in the checkpoint
         self._started = time.perf_counter()
         self._valid_snapshot = None   # the validation set's position, rewound to each time
+        self._bar = Bar(False, None, "")
         self._trust_converged = False  # opt.converged speaks for this run (after a step of it)
         if train_set is None:
             self.n_batches = options["train_batches"] or 1
@@ -180,6 +182,9 @@ class Run:
         opt.run = self
         self._begun = True
         self._started = time.perf_counter() - self.state.elapsed
+        shown = show_progress(self.options["progress"])
+        hint_once(shown)
+        self._bar = Bar(shown, self.options["max_epochs"], self.name, "epoch", self.state.epoch)
         valid = self.valid_set
         if valid is not None and valid.n_samples is None:
             logger.warning("%s: the validation data come from a callable, so each validation "
@@ -270,6 +275,7 @@ class Run:
                         row.update(valid=st.last_valid, validated=True)
                 elif opts["checkpoint"] is not None and epoch % opts["checkpoint_every"] == 0:
                     self._save()
+                self._show(train)
                 yield train, st.last_valid
                 if stop:
                     break
@@ -300,6 +306,17 @@ class Run:
                 self.state.stop = "error"
                 self._finish(validate=False)
             raise
+
+    def _show(self, train):
+        """Advance the progress bar: training loss, latest validation (* if best), rate."""
+        st = self.state
+        postfix = {"loss": number(train["loss"])}
+        if st.last_valid:
+            best = " *" if st.best_epoch == st.epoch else ""
+            postfix["valid"] = number(st.last_valid["loss"]) + best
+        if st.learning_rate is not None:
+            postfix["lr"] = number(st.learning_rate)
+        self._bar.update(1, **postfix)
 
     def _stop_reason(self):
         st, opts = self.state, self.options
@@ -435,6 +452,7 @@ class Run:
         finally:
             if self.best is not None:
                 self.optimizer.layout.write(self.best)
+            self._bar.close()
             if not exiting:
                 self._log_end()
 

@@ -30,6 +30,7 @@ from .errors import NonFiniteError
 from .fitresult import FitResult
 from .interrupt import DeferredInterrupt
 from .optimizer import Optimizer
+from .progress import Bar, check_progress, number, show_progress
 from .registry import build, lookup
 
 __all__ = ["solve", "STATUS"]
@@ -79,7 +80,7 @@ def _check(call, loss, args, method, bounds, gtol, ftol, max_iter, callback):
 
 
 def solve(loss, params, args=(), method="lbfgs", bounds=None, gtol=1e-5, ftol=2.2e-9,
-          max_iter=None, callback=None, **hyperparameters):
+          max_iter=None, callback=None, progress=None, **hyperparameters):
     """Minimize ``loss(params, *args)`` in place, as ``scipy.optimize.minimize`` would.
 
     Parameters
@@ -113,6 +114,11 @@ def solve(loss, params, args=(), method="lbfgs", bounds=None, gtol=1e-5, ftol=2.
         ``callback(result_so_far)`` after every iteration, with a
         :class:`~npdownhill.FitResult` (``x`` is the params tree, ``fun``,
         ``nit``, ``nfev``); raising ``StopIteration`` stops the fit (status 2).
+    progress : None, True or False
+        A progress bar over the iterations showing the loss and the largest
+        gradient element: None shows one in a terminal or a notebook when
+        tqdm is installed (never in a pipe or on CI), True always (tqdm
+        needed), False never.
     **hyperparameters
         Passed to the algorithm (``history_size=20``, ``learning_rate=0.01``, ...).
 
@@ -152,6 +158,7 @@ def solve(loss, params, args=(), method="lbfgs", bounds=None, gtol=1e-5, ftol=2.
     """
     call = "solve"
     cls = _check(call, loss, args, method, bounds, gtol, ftol, max_iter, callback)
+    check_progress(call, progress)
     args = tuple(args)
     limit = DEFAULT_MAX_ITER if max_iter is None else int(max_iter)
     if cls.full_batch:
@@ -159,11 +166,16 @@ def solve(loss, params, args=(), method="lbfgs", bounds=None, gtol=1e-5, ftol=2.
         if bounds is not None:
             extra["bounds"] = bounds
         opt = build(cls, loss, params, **extra, **hyperparameters)
-        opt.check_batch(len(args), call)
-        return _quasi_newton(opt, args, limit, callback)
-    opt = build(cls, loss, params, **hyperparameters)
+    else:
+        opt = build(cls, loss, params, **hyperparameters)
     opt.check_batch(len(args), call)
-    return _first_order(opt, args, gtol, ftol, limit, callback)
+    bar = Bar(show_progress(progress), max_iter, f"solve {opt.name}", "it")
+    try:
+        if cls.full_batch:
+            return _quasi_newton(opt, args, limit, callback, bar)
+        return _first_order(opt, args, gtol, ftol, limit, callback, bar)
+    finally:
+        bar.close()
 
 
 def _result(opt, x_flat_g, fun, nit, nfev, status, detail):
@@ -181,12 +193,14 @@ _CONVERGED = {"gtol": "the largest |gradient| element is <= gtol",
               "ftol": "the relative reduction of the loss is <= ftol"}
 
 
-def _quasi_newton(opt, args, limit, callback):
+def _quasi_newton(opt, args, limit, callback, bar):
     status, detail = 1, f"{limit} iterations"
     try:
         with DeferredInterrupt() as interrupt:
             for _ in range(limit):
                 opt.step(*args)
+                bar.update(1, loss=number(float(opt.state["f"])),
+                           grad=number(float(np.max(np.abs(opt.state["g"])))))
                 if opt.converged == "linesearch":
                     status, detail = 4, ""
                     break
@@ -208,7 +222,7 @@ def _quasi_newton(opt, args, limit, callback):
     return _result(opt, opt.state["g"], opt.state["f"], opt.updates, opt.nfev, status, detail)
 
 
-def _first_order(opt, args, gtol, ftol, limit, callback):
+def _first_order(opt, args, gtol, ftol, limit, callback, bar):
     """A first-order rule run full batch, with solve's tolerances; keeps the best point."""
     layout = opt.layout
     call = "solve"
@@ -232,6 +246,7 @@ def _first_order(opt, args, gtol, ftol, limit, callback):
                 f_old = f
                 f, g = evaluate()
                 nfev += 1
+                bar.update(1, loss=number(f), grad=number(float(np.max(np.abs(g)))))
                 if f < best_f:
                     best_f, best_g = f, g.copy()
                     layout.read(best_x)

@@ -282,6 +282,7 @@ DRIVER_BAD = {
     "checkpoint_every": [0, -2, 1.5, "1", True, None],
     "on_nonfinite": ["ignore", None, 1, "RAISE", True],
     "resume_changes": ["ignore", None, 1, "WARN", True],
+    "progress": ["yes", 1, 0.5, [True]],
 }
 
 

@@ -213,6 +213,7 @@ def test_a_generator_left_at_interpreter_exit_ends_quietly(tmp_path):
     script = tmp_path / "left.py"
     script.write_text(textwrap.dedent("""
         import numpy as np, autograd.numpy as anp, npdownhill as dh
+        import logging; logging.getLogger("npdownhill").setLevel(logging.ERROR)  # no hint
         p = {"w": np.zeros(1)}
         opt = dh.SGD(lambda q, x: anp.mean((q["w"] - x) ** 2), p, learning_rate=0.1)
         it = opt.iterate([np.ones((4, 1))], batch_size=0, validate_every=100)

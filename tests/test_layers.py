@@ -23,7 +23,7 @@ LAYERS = {
     "engine": ["diagnostics", "monitors", "pipeline", "optimizer_state", "optimizer", "registry",
                "linesearch", "quasi_newton",
                "first_order", "adaptive", "adam", "schedules"],
-    "run": ["dataset", "runstate", "interrupt", "result", "checkpoint", "run", "driver"],
+    "run": ["dataset", "runstate", "interrupt", "progress", "result", "checkpoint", "run", "driver"],
     "fitting": ["fitresult", "derivatives", "lsq", "curvefit", "solve"],
     "entry points": ["__init__", "__main__"],
 }
