@@ -19,7 +19,7 @@ import logging
 import os
 import sys
 
-__all__ = ["check_progress", "show_progress", "Bar", "hint_once"]
+__all__ = ["check_progress", "show_progress", "Bar", "hint_once", "no_hint"]
 
 logger = logging.getLogger("npdownhill")
 
@@ -75,6 +75,11 @@ def hint_once(shown):
     logger.warning("npdownhill logs each epoch at INFO level, which no handler shows now: "
                    "call logging.basicConfig(level=logging.INFO) to see the log, or pass "
                    "progress=True for a progress bar (%s)", INSTALL)
+
+
+def no_hint():
+    """Declare that the user sees the progress another way: no hint from then on."""
+    _hinted.append(True)
 
 
 def _info_reaches_a_handler():

@@ -64,14 +64,26 @@ def test_demo_runs_and_reports_the_fit():
     assert after < before / 3
 
 
-def test_demo_logs_progress_and_rejects_unknown_algorithms():
-    result = run("-m", "npdownhill", "--max-epochs", "20")
+def test_demo_shows_a_compact_live_view_or_the_full_log_and_rejects_unknown_algorithms():
+    result = run("-m", "npdownhill", "--max-epochs", "300")
     assert result.returncode == 0
+    lines = result.stderr.strip().splitlines()          # a pipe: no bar, a line per 100 epochs
+    assert [line.split()[1] for line in lines] == ["100", "200", "300"]
+    assert all(re.match(r"^epoch +\d+  train loss \d+\.\d{6}  best validation", l) for l in lines)
+    result = run("-m", "npdownhill", "--max-epochs", "20", "--log")
     assert re.search(r"^RMSProp 1 loss=\d+\.\d{6} err=", result.stderr, re.M)
     assert re.search(r"^validation 0 loss=\d+\.\d{6} .* \*$", result.stderr, re.M)
     bad = run("-m", "npdownhill", "--algo", "nope")
     assert bad.returncode == 2 and "invalid choice: 'nope'" in bad.stderr
     assert run("-m", "npdownhill", "--help").returncode == 0
+
+
+def test_demo_saves_a_picture_of_its_run(tmp_path):
+    picture = tmp_path / "run.png"
+    result = run("-m", "npdownhill", "--quiet", "--max-epochs", "50", "--plot", str(picture))
+    assert result.returncode == 0, result.stderr
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"picture of the run  {picture}" in result.stdout
 
 
 def test_example_script_runs():

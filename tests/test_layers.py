@@ -25,6 +25,7 @@ LAYERS = {
                "first_order", "adaptive", "adam", "schedules"],
     "run": ["dataset", "runstate", "interrupt", "progress", "result", "checkpoint", "run", "driver"],
     "fitting": ["fitresult", "derivatives", "lsq", "curvefit", "solve"],
+    "teaching": ["plot", "problems", "gradcheck"],
     "entry points": ["__init__", "__main__"],
 }
 RANK = {module: rank for rank, modules in enumerate(LAYERS.values()) for module in modules}
