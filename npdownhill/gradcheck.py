@@ -329,6 +329,10 @@ def check_grad(loss, params, *batch, eps=None, leaves=None, max_elements=None, r
         The tolerance on each leaf's relative error; ``result.ok`` says
         whether every checked leaf is within it. Default: ``1e-6`` when the
         working precision is float64 (or finer), ``1e-2`` when it is float32.
+        The working precision is the coarsest among the checked leaves'
+        dtypes and the loss value's dtype, so a tree mixing float32 and
+        float64 leaves gets ``1e-2``; check its float64 leaves on their own
+        (`leaves`) for the strict tolerance.
     seed : int, optional
         Seed of the sample drawn for `max_elements` (default 0).
     worst : int, optional
