@@ -722,8 +722,9 @@ class GradCheckResult:
                              f"{w.finite_difference:13.6g}  {w.difference:10.2e}  "
                              f"{w.error:10.2e}  {w.remark}".rstrip())
         notes = list(self.notes)
-        if not self.ok and self.deterministic:
-            notes.append("a leaf error of 0.1 or more, with worst elements that carry no "
+        unexplained = [w for w in self.worst if w.error > self.rtol and not w.remark]
+        if not self.ok and self.deterministic and unexplained:
+            notes.append("a leaf error of 0.1 or more, with failing elements that carry no "
                          "remark, means a wrong derivative (0.5: twice too large, 2: the "
                          "wrong sign), e.g. a custom primitive's vjp; help(check_grad) "
                          "explains how to read this report")
