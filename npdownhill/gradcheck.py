@@ -673,7 +673,9 @@ class GradCheckResult:
         gradient's overall norm.
     deterministic : bool
         The loss gave the same value, bit for bit, in two evaluations at the
-        params. If not, the finite differences measure its randomness.
+        params. If not, the finite differences measure its randomness. (A
+        loss with little randomness, such as a dropout mask over a handful
+        of units, can give the same value twice by chance and pass this test.)
     notes : list of str
         Warnings about the check itself: a non-deterministic loss, a
         gradient too small to check, what the remarks mean, non-finite
