@@ -455,8 +455,15 @@ class ESGD(Optimizer):
         D = self.state["curvature"]
         # r ~ N(0, I) over the whole tree; Hr from autograd (a vjp of the gradient)
         self._normal(tmp)
-        hvp, _ = make_hvp(self.loss)(self.params, *self._batch)
-        self.layout.gather(hvp(self.layout.unflatten(tmp)), u, "ESGD: Hessian-vector product")
+        layout = self.layout
+        if layout.plain:
+            hvp, _ = make_hvp(self.loss)(self.params, *self._batch)
+            product = hvp(layout.unflatten(tmp))
+        else:                        # namedtuples: products over the list of leaves
+            hvp, _ = make_hvp(self.differentiable_loss())(layout.match(self.params, "ESGD"),
+                                                            *self._batch)
+            product = layout.tree_of(hvp(layout.views(tmp)))
+        layout.gather(product, u, "ESGD: Hessian-vector product")
         # D = rho D + (1 - rho) (Hr)^2
         ema_square(D, u, rho, tmp)
         # u = lr g / (sqrt(D / (1 - rho^t)) + eps)

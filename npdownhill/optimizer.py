@@ -556,15 +556,38 @@ class Optimizer:
         """Loss value (a float, maybe not finite) and gradient tree at ``params``
         (default: the current params), from one forward and one backward pass."""
         params = self.params if params is None else params
+        loss, point = self.loss, params
+        if not self.layout.plain:
+            # autograd cannot trace other containers (namedtuples): differentiate with
+            # respect to the list of leaves and rebuild the user's tree inside the loss
+            layout = self.layout
+            loss = self.differentiable_loss()
+            point = layout.match(params, call)
         try:
-            vjp, value = make_vjp(self.loss)(params, *batch)
+            vjp, value = make_vjp(loss)(point, *batch)
         except Exception as err:
             explained = explain_trace_error(err, self.loss, (params, *batch))
             if explained is None:
                 raise
             raise explained from err
         value = check_loss_value(call, value)
-        return float(value), vjp(vspace(value).ones())
+        grads = vjp(vspace(value).ones())
+        return float(value), grads if self.layout.plain else layout.tree_of(grads)
+
+    def differentiable_loss(self):
+        """The loss as autograd can differentiate it: itself for trees of dicts, lists and
+        tuples; for other containers (namedtuples), a function of the list of leaves.
+
+        Returns
+        -------
+        callable
+            ``f(point, *batch)`` where ``point`` is the params tree, or its leaves
+            as a list when the tree has other containers.
+        """
+        if self.layout.plain:
+            return self.loss
+        layout, user_loss = self.layout, self.loss
+        return lambda leaves, *batch: user_loss(layout.tree_of(leaves), *batch)
 
     def _value_and_grad(self, batch, call):
         """Loss value and gradient tree at the current params; a non-finite loss is refused."""

@@ -151,6 +151,9 @@ class Layout:
         self.size = int(self.offsets[-1])
         self.dtype = np.result_type(*self.arrays)
         self.structure = _structure(params)
+        # autograd differentiates through dicts, lists and tuples; other containers
+        # (namedtuples) are handed to it as the flat list of leaves (see Optimizer)
+        self.plain = _plain(self.structure)
         self.index = {name: i for i, name in enumerate(names)}
         _check_no_overlap(self, where)
         self.packed = self._find_packed_buffer()
@@ -397,6 +400,15 @@ def _structure(tree):
         return type(tree)(_structure(sub) for sub in tree) if type(tree) in (list, tuple) \
             else type(tree)(*[_structure(sub) for sub in tree])
     return None
+
+
+def _plain(structure):
+    """Whether every container of a structure is exactly a dict, list or tuple."""
+    if isinstance(structure, dict):
+        return type(structure) is dict and all(map(_plain, structure.values()))
+    if isinstance(structure, (list, tuple)):
+        return type(structure) in (list, tuple) and all(map(_plain, structure))
+    return True
 
 
 def _rebuild(structure, values):

@@ -8,6 +8,7 @@ share: convergence, dtypes, trees, state round trips, the three update
 entry points, and hyperparameter validation.
 """
 
+import collections
 import math
 import os
 import sys
@@ -151,6 +152,28 @@ def test_a_loss_needing_rule_on_a_nested_tree_matches_the_flat_vector(name):
         o_tree.step()
         o_vec.step()
     np.testing.assert_allclose(layout.read(layout.empty()), vector, rtol=1e-12)
+
+
+Point = collections.namedtuple("Point", "w b")
+
+
+def _pair_loss(w, b):
+    return anp.sum((w - anp.array([1.0, -2.0])) ** 2 * anp.array([1.0, 5.0])) + (b - 0.5) ** 2
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_namedtuple_tree_moves_exactly_like_a_plain_tuple(name):
+    """autograd cannot trace namedtuples: the package differentiates over their leaves."""
+    named = Point(np.array([0.3, 0.1]), np.array(0.0))
+    plain = (np.array([0.3, 0.1]), np.array(0.0))
+    o_named = dh.build(name, lambda p: _pair_loss(p.w, p.b), named, rng=4)
+    o_plain = dh.build(name, lambda p: _pair_loss(p[0], p[1]), plain, rng=4)
+    for _ in range(15):
+        o_named.step()
+        o_plain.step()
+    for a, b in zip(named, plain):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(named.w, [0.3, 0.1])                # it moved
 
 
 def _curved_tree_loss(p):

@@ -143,7 +143,7 @@ def test_algorithm_docstrings_give_equations_defaults_and_references(name):
 @pytest.mark.parametrize("module", ["tree", "optimizer", "driver", "dataset", "schedules", "hyper",
                                     "adaptive", "adam", "first_order", "checkpoint", "result",
                                     "run", "registry", "options", "diagnostics", "solve",
-                                    "lsq", "curvefit", "derivatives", "fitresult"])
+                                    "lsq", "curvefit", "derivatives", "fitresult", "gradcheck", "plot"])
 def test_docstring_examples_run(module):
     import doctest
     import importlib
