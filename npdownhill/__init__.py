@@ -32,7 +32,7 @@ the run (:mod:`~npdownhill.dataset`, :mod:`~npdownhill.runstate`,
 :mod:`~npdownhill.result`, :mod:`~npdownhill.driver`).
 """
 
-from . import schedules
+from . import plot, problems, schedules
 from .adam import AMSGrad, Adam, Adamax, AdamW, NAdam, RAdam
 from .adaptive import ADADELTA, ADAGRAD, ESGD, Adadelta, AdaGrad, RMSProp, RProp
 from .dataset import Dataset
@@ -56,7 +56,7 @@ __version__ = "0.2.0"
 __all__ = [
     "minimize", "solve", "least_squares", "curve_fit", "standard_errors", "hessian", "jacobian",
     "FitResult", "CovarianceWarning", "check_grad", "GradCheckResult", "build", "algorithms", "apply_updates", "pack", "Optimizer", "Dataset",
-    "EpochInfo", "RunResult", "NonFiniteError", "schedules",
+    "EpochInfo", "RunResult", "NonFiniteError", "schedules", "problems", "plot",
     "SGD", "NAG", "Momentum", "RMSProp", "RProp", "ADAGRAD", "AdaGrad", "ADADELTA", "Adadelta",
     "ESGD", "Adam", "Adamax", "AMSGrad", "NAdam", "AdamW", "RAdam", "LBFGS", "BFGS",
 ]
