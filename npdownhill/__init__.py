@@ -44,6 +44,7 @@ from .quasi_newton import BFGS, LBFGS
 from .registry import algorithms, build
 from .fitresult import FitResult
 from .gradcheck import GradCheckResult, check_grad
+from .many import bootstrap, multistart, sweep
 from .derivatives import hessian, jacobian
 from .curvefit import CovarianceWarning, curve_fit, standard_errors
 from .lsq import least_squares
@@ -55,7 +56,8 @@ __version__ = "0.2.0"
 
 __all__ = [
     "minimize", "solve", "least_squares", "curve_fit", "standard_errors", "hessian", "jacobian",
-    "FitResult", "CovarianceWarning", "check_grad", "GradCheckResult", "build", "algorithms", "apply_updates", "pack", "Optimizer", "Dataset",
+    "FitResult", "CovarianceWarning", "check_grad", "GradCheckResult", "multistart", "sweep",
+    "bootstrap", "build", "algorithms", "apply_updates", "pack", "Optimizer", "Dataset",
     "EpochInfo", "RunResult", "NonFiniteError", "schedules", "problems", "plot",
     "SGD", "NAG", "Momentum", "RMSProp", "RProp", "ADAGRAD", "AdaGrad", "ADADELTA", "Adadelta",
     "ESGD", "Adam", "Adamax", "AMSGrad", "NAdam", "AdamW", "RAdam", "LBFGS", "BFGS",

@@ -26,6 +26,7 @@ LAYERS = {
     "run": ["dataset", "runstate", "interrupt", "progress", "result", "checkpoint", "run", "driver"],
     "fitting": ["fitresult", "derivatives", "lsq", "curvefit", "solve"],
     "teaching": ["plot", "problems", "gradcheck"],
+    "many fits": ["many"],
     "entry points": ["__init__", "__main__"],
 }
 RANK = {module: rank for rank, modules in enumerate(LAYERS.values()) for module in modules}
