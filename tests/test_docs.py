@@ -54,6 +54,16 @@ def test_readme_small_fits_example_runs():
         assert abs(float(popt[name]) - value) < 4 * float(errors[name])
 
 
+def test_readme_many_fits_example_runs():
+    section = read("README.md").split("## Many fits", 1)[1]
+    block = re.findall(r"```python\n(.*?)```", section, re.S)[0]
+    namespace = {}
+    exec(compile(block, "README many fits", "exec"), namespace)
+    assert namespace["result"].n_minima == 4
+    assert namespace["himmelblau"](namespace["x"]) < 1e-10 if "himmelblau" in namespace else \
+        float(namespace["result"].best.fun) < 1e-10
+
+
 def test_demo_runs_and_reports_the_fit():
     result = run("-m", "npdownhill", "--quiet", "--algo", "adam", "--learning-rate", "0.05",
                  "--max-epochs", "300")
