@@ -193,6 +193,24 @@ _CONVERGED = {"gtol": "the largest |gradient| element is <= gtol",
               "ftol": "the relative reduction of the loss is <= ftol"}
 
 
+def _callback_stops(callback, so_far):
+    """Call ``callback(so_far())``; True when it raised StopIteration (status 2)."""
+    if callback is None:
+        return False
+    try:
+        callback(so_far())
+    except StopIteration:
+        return True
+    return False
+
+
+def _interrupted(iterations):
+    """Ctrl-C ended the fit: say so; ``(status, detail)`` of the result."""
+    logger.warning("solve: interrupted after %d iterations; the params hold the best point so "
+                   "far", iterations)
+    return 3, ""
+
+
 def _quasi_newton(opt, args, limit, callback, bar):
     status, detail = 1, f"{limit} iterations"
     try:
@@ -207,18 +225,13 @@ def _quasi_newton(opt, args, limit, callback, bar):
                 if opt.converged:
                     status, detail = 0, _CONVERGED[opt.converged]
                     break
-                if callback is not None:
-                    try:
-                        callback(_result(opt, opt.state["g"], opt.state["f"], opt.updates,
-                                         opt.nfev, 1, "running"))
-                    except StopIteration:
-                        status, detail = 2, ""
-                        break
+                if _callback_stops(callback, lambda: _result(
+                        opt, opt.state["g"], opt.state["f"], opt.updates, opt.nfev, 1, "running")):
+                    status, detail = 2, ""
+                    break
                 interrupt.check()
     except KeyboardInterrupt:
-        status, detail = 3, ""
-        logger.warning("solve: interrupted after %d iterations; the params hold the best "
-                       "point so far", opt.updates)
+        status, detail = _interrupted(opt.updates)
     return _result(opt, opt.state["g"], opt.state["f"], opt.updates, opt.nfev, status, detail)
 
 
@@ -253,17 +266,12 @@ def _first_order(opt, args, gtol, ftol, limit, callback, bar):
                 if abs(f_old - f) <= ftol * max(abs(f_old), abs(f), 1.0):
                     status, detail = 0, "the relative change of the loss is <= ftol"
                     break
-                if callback is not None:
-                    try:
-                        callback(_result(opt, g, f, nit, nfev, 1, "running"))
-                    except StopIteration:
-                        status, detail = 2, ""
-                        break
+                if _callback_stops(callback, lambda: _result(opt, g, f, nit, nfev, 1, "running")):
+                    status, detail = 2, ""
+                    break
                 interrupt.check()
     except KeyboardInterrupt:
-        status, detail = 3, ""
-        logger.warning("solve: interrupted after %d iterations; the params hold the best "
-                       "point so far", nit)
+        status, detail = _interrupted(nit)
     finally:                               # whatever happens, the params hold the best point
         layout.write(best_x)
     return _result(opt, best_g, best_f, nit, nfev, status, detail)
