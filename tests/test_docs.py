@@ -226,7 +226,7 @@ def test_the_site_has_its_pages_and_each_is_in_a_table_of_contents():
     assert root == ["getting_started", "user_guide", "teaching", "auto_examples/index",
                     "algorithms", "api/index", "coming_from"]
     guide = _toctree_entries("user_guide.md")
-    assert guide == ["params", "datasets", "controls", "checkpoints", "small_fits",
+    assert guide == ["levels", "params", "datasets", "controls", "checkpoints", "small_fits",
                      "promises", "training"]
     api = ["api/" + e for e in _toctree_entries(os.path.join("api", "index.rst"))]
     assert api == ["api/schedules", "api/problems", "api/plot"]
