@@ -117,7 +117,7 @@ def history(run, keys=("train.loss", "valid.loss"), logy=True, ax=None):
 
 
 def schedule(fn, steps, ax=None, label=None):
-    """Draw a schedule's value at steps ``0 .. steps - 1``.
+    """Draw a schedule's value at each step from 0 to ``steps - 1``.
 
     Parameters
     ----------
