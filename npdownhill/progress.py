@@ -10,8 +10,8 @@ iterations) and its postfix shows the training loss, the validation loss
 shown, the ``npdownhill`` log lines are written above it instead of breaking
 it.
 
-A run that shows no bar and whose INFO log lines reach no handler says once
-per process, as a WARNING, how to see its progress.
+A run left at ``progress=None`` that shows no bar and whose INFO log lines
+reach no handler says once per process, as a WARNING, how to see its progress.
 """
 
 import contextlib

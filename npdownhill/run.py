@@ -183,7 +183,8 @@ class Run:
         self._begun = True
         self._started = time.perf_counter() - self.state.elapsed
         shown = show_progress(self.options["progress"])
-        hint_once(shown)
+        if self.options["progress"] is None:      # progress=False: the caller chose silence
+            hint_once(shown)
         self._bar = Bar(shown, self.options["max_epochs"], self.name, "epoch", self.state.epoch)
         valid = self.valid_set
         if valid is not None and valid.n_samples is None:

@@ -34,6 +34,11 @@ _dtype = operator.attrgetter("dtype")
 
 _CONTAINERS = (dict, list, tuple)
 
+try:                                    # numpy >= 2.0
+    from numpy.lib.array_utils import byte_bounds as _byte_bounds
+except ImportError:                     # numpy 1.25 / 1.26
+    _byte_bounds = np.byte_bounds
+
 
 def _walk(tree, prefix, out, where):
     """Append ``(name, leaf)`` pairs of ``tree`` to ``out`` in layout order."""
@@ -382,7 +387,7 @@ def _check_no_overlap(layout, where):
     """Refuse trees in which two leaves share memory (updates would double up)."""
     spans = []
     for i, leaf in enumerate(layout.arrays):
-        lo, hi = np.lib.array_utils.byte_bounds(leaf)
+        lo, hi = _byte_bounds(leaf)
         spans.append((lo, hi, i))
     spans.sort()
     for (lo1, hi1, i), (lo2, hi2, j) in zip(spans, spans[1:]):

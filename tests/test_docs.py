@@ -237,7 +237,7 @@ def test_the_site_has_its_pages_and_each_is_in_a_table_of_contents():
                     "algorithms", "api/index", "coming_from"]
     guide = _toctree_entries("user_guide.md")
     assert guide == ["levels", "params", "datasets", "controls", "checkpoints", "small_fits",
-                     "promises", "training"]
+                     "many_fits", "promises", "training"]
     api = ["api/" + e for e in _toctree_entries(os.path.join("api", "index.rst"))]
     assert api == ["api/schedules", "api/problems", "api/plot"]
     for page in root + guide + api:
