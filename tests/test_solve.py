@@ -315,7 +315,9 @@ def test_an_interrupt_ends_the_fit_with_the_best_point():
     params = start2()
     result = dh.solve(loss, params)
     assert result.status == 3 and "interrupted" in result.message
-    assert result.fun == rosen2(params) < rosen2(start2())
+    # the loss autograd computed at the params (equal to a plain call up to rounding)
+    assert result.fun == pytest.approx(rosen2(params), rel=1e-14)
+    assert result.fun < rosen2(start2())
 
 
 def test_the_result_reports_the_solution():
