@@ -50,7 +50,7 @@ class _Moments(Optimizer):
     nonfinite_spreads = True
 
     def _divider(self, t, lr):
-        r"""``divide(m, v, u)``: ``u = -lr / bc1 * m / (sqrt(v / bc2) + eps)``, or with
+        r"""``divide(m, v, u, tmp)``: ``u = -lr / bc1 * m / (sqrt(v / bc2) + eps)``, or with
         ``epsilon_hat`` ``u = -lr / bc1 * sqrt(bc2) * m / (sqrt(v) + eps)``."""
         h = self._hyper
         eps, bc2, hat = h["epsilon"], 1 - h["beta2"] ** t, h.get("epsilon_hat")
@@ -59,12 +59,13 @@ class _Moments(Optimizer):
             scale *= math.sqrt(bc2)
         step = -scale
 
-        def divide(m, v, u):
+        def divide(m, v, u, tmp):
+            # the square root is the first to write u: its wait for u's memory overlaps
+            # the slowest operation (u is a chunk of the gradient buffer, cold in cache)
             if hat:
                 np.sqrt(v, u)
             else:
-                np.divide(v, bc2, u)
-                np.sqrt(u, u)
+                np.sqrt(np.divide(v, bc2, tmp), u)
             np.add(u, eps, u)
             np.divide(m, u, u)
             np.multiply(u, step, u)
@@ -126,7 +127,7 @@ class Adam(_Moments):
             ema(m, g, b1, tmp, m_new)
             ema_square(v, g, b2, tmp, v_new)
             # u = -lr / bc1 * m / (sqrt(v / bc2) + eps)
-            divide(m_new, v_new, u)
+            divide(m_new, v_new, u, tmp)
 
         return adam
 
@@ -171,7 +172,7 @@ class AMSGrad(Adam):
             ema_square(v, g, b2, tmp, v_new)
             # v_max = max(v_max, v);  u = -lr / bc1 * m / (sqrt(v_max / bc2) + eps)
             np.maximum(v_max, v_new, out=v_max_new)
-            divide(m_new, v_max_new, u)
+            divide(m_new, v_max_new, u, tmp)
 
         return amsgrad
 

@@ -111,11 +111,11 @@ class RMSProp(Optimizer):
         h = self._hyper
         rho, eps, inside, step = h["rho"], h["epsilon"], h["epsilon_inside"], -lr
 
-        def scale(g, u, second):
-            # u = -lr g / sqrt(r + eps)   or   -lr g / (sqrt(r) + eps)
+        def scale(g, u, tmp, second):
+            # u = -lr g / sqrt(r + eps)   or   -lr g / (sqrt(r) + eps); the square root
+            # writes u first (see Adam)
             if inside:
-                np.add(second, eps, u)
-                np.sqrt(u, u)
+                np.sqrt(np.add(second, eps, tmp), u)
             else:
                 np.sqrt(second, u)
                 np.add(u, eps, u)
@@ -124,16 +124,16 @@ class RMSProp(Optimizer):
 
         def rmsprop(g, u, tmp, r, r_new):
             # r = rho r + (1 - rho) g^2
-            scale(g, u, ema_square(r, g, rho, tmp, r_new))
+            scale(g, u, tmp, ema_square(r, g, rho, tmp, r_new))
 
         def centered(g, u, tmp, r, r_new, f, f_new):
             ema_square(r, g, rho, tmp, r_new)
             # f = rho f + (1 - rho) g;  second moment -> variance r - f^2
             ema(f, g, rho, tmp, f_new)
             np.multiply(f_new, f_new, tmp)
-            np.subtract(r_new, tmp, u)
-            np.maximum(u, 0, out=u)   # a variance: rounding must not make it negative
-            scale(g, u, u)
+            np.subtract(r_new, tmp, tmp)
+            np.maximum(tmp, 0, out=tmp)   # a variance: rounding must not make it negative
+            scale(g, u, tmp, tmp)
 
         return centered if h["centered"] else rmsprop
 
@@ -335,8 +335,7 @@ class ADAGRAD(Optimizer):
             np.add(a, tmp, a_new)
             # u = -lr g / sqrt(a + eps)   or   -lr g / (sqrt(a) + eps)
             if inside:
-                np.add(a_new, eps, u)
-                np.sqrt(u, u)
+                np.sqrt(np.add(a_new, eps, tmp), u)
             else:
                 np.sqrt(a_new, u)
                 np.add(u, eps, u)
@@ -404,8 +403,7 @@ class ADADELTA(Optimizer):
             # a = rho a + (1 - rho) g^2
             ema_square(a, g, rho, tmp, a_new)
             # d = g sqrt(x + eps) / sqrt(a + eps)      (x of the previous step)
-            np.add(x, eps, u)
-            np.sqrt(u, u)
+            np.sqrt(np.add(x, eps, tmp), u)
             np.multiply(u, g, u)
             np.add(a_new, eps, tmp)
             np.sqrt(tmp, tmp)
@@ -495,8 +493,7 @@ class ESGD(Optimizer):
             # D = rho D + (1 - rho) (Hr)^2
             ema_square(D, D_new, rho, tmp, D_new)
             # u = -lr g / (sqrt(D / (1 - rho^t)) + eps)
-            np.divide(D_new, bc, u)
-            np.sqrt(u, u)
+            np.sqrt(np.divide(D_new, bc, tmp), u)
             np.add(u, eps, u)
             np.divide(g, u, u)
             np.multiply(u, step, u)

@@ -103,7 +103,7 @@ class _Plan:
 
     __slots__ = ("chunk_bytes", "n", "spans", "longest", "g", "x", "y", "ones", "states", "rows",
                  "velocity", "nesterov", "mult", "mask", "max_elem", "params", "reread",
-                 "in_velocity", "prepass", "check", "adders")
+                 "new_params", "in_velocity", "prepass", "check", "adders")
 
 
 class Optimizer:
@@ -434,6 +434,8 @@ class Optimizer:
         for name, init in spec.items():
             if name not in self.state or self.state[name].shape != self.buffer_shape(init):
                 self.state[name] = self._new_buffer(init)
+        self._pairs = {name: pair for name, pair in self._pairs.items()
+                       if self.state.get(name) is pair[self._parity]}
         self._plan = None
 
     def buffer_shape(self, init):
@@ -450,6 +452,19 @@ class Optimizer:
         buf = self.layout.empty()
         buf.fill(init)
         return buf
+
+    def _buffers(self):
+        """Every array the optimizer holds for its updates, each once: the state and its
+        spare buffers, the gradient buffer, the multipliers and mask, scratch."""
+        held = [self._g, *self.state.values(), *self._scratch.values(), self._mult, self._mask]
+        for pair in self._pairs.values():
+            held.extend(pair)
+        unique = {}
+        for array in held:
+            if array is not None:
+                base = array if array.base is None else array.base
+                unique[id(base)] = base
+        return list(unique.values())
 
     @property
     def updates(self):
@@ -553,6 +568,10 @@ class Optimizer:
         plan.max_elem = h["max_gradient_elem"]
         plan.params, plan.reread = self._param_chunks(spans) if h["weight_decay"] else (None, None)
         plan.in_velocity = momentum and not plan.nesterov and plan.params is None and plan.mask is None
+        # with weight decay reading each chunk's params anyway, the loop can write the new
+        # params into the gradient buffer, and the end of the update copies them over
+        plan.new_params = (plan.params is not None and plan.reread is None
+                           and all(p.__class__ is np.ndarray for p in plan.params))
         # what needs the whole gradient before the chunk loop: its finiteness before any
         # noise is drawn, norms over a leaf or the tree, a callable, a Hessian product
         plan.prepass = bool(h["gradient_noise_scale"] or h["max_gradient_norm"]
@@ -615,16 +634,17 @@ class Optimizer:
                 out.append(flat if lo is None else flat[lo:hi])
         return out
 
-    def _advance(self, grads, where):
-        """Run one update's pipeline, committing nothing; return ``(step, lr, plan)``.
+    def _advance(self, grads, where, new_params=False):
+        """Run one update's pipeline, committing nothing; return ``(flat, lr, plan, new)``.
 
         ``grads`` is a gradient tree (``where`` names it in messages) or
         ``_GATHERED`` when the checked gradient is already in the gradient
         buffer. Every stage runs chunk by chunk; the new state goes into the
-        spare buffers and the step into the flat buffer ``step``, and
-        :meth:`_commit` swaps the new state in. Raises
-        :class:`NonFiniteError` if the gradient or the step is not finite,
-        with nothing changed (but random numbers drawn stay drawn).
+        spare buffers and the step into the flat buffer ``flat``, and
+        :meth:`_commit` swaps the new state in. With ``new_params`` the loop
+        may instead write the new params into ``flat`` (then ``new`` is
+        True). Raises :class:`NonFiniteError` if the gradient or the step is
+        not finite, with nothing changed (but random numbers drawn stay drawn).
         """
         plan = self._plan
         if plan is None or plan.chunk_bytes != self.chunk_bytes:
@@ -664,6 +684,7 @@ class Optimizer:
             factor = lr * h["weight_decay"]
             if plan.reread is not None:
                 self.layout.read(plan.reread)
+        new_params = new_params and plan.new_params
         store = ours and plan.n > 1 and not in_velocity
         finite = P.finite
         bad = None
@@ -703,17 +724,19 @@ class Optimizer:
                 np.multiply(u, mask[c], u)    # frozen leaves never move
             if not finite(u, ones[c]):
                 bad = self._record(bad, plan, c, g, u)
+            elif new_params:
+                np.add(p, u, plan.g[c])
             elif store:
                 np.copyto(plan.g[c], u)
         if bad is not None:
             self._refuse(bad, t)
         if in_velocity:
             step = plan.states[parity ^ 1]["velocity"]
-        elif ours and plan.n == 1:
+        elif ours and plan.n == 1 and not new_params:
             step = plan.x[0]
         else:
             step = self._g
-        return step, lr, plan
+        return step, lr, plan, new_params
 
     def _commit(self, plan, lr):
         """Swap in the new state of the update :meth:`_advance` computed; count it."""
@@ -722,11 +745,15 @@ class Optimizer:
         self._updates += 1
         self.last_learning_rate = lr
 
-    def _add(self, plan, step):
-        """Add the flat ``step`` to the params in place."""
-        add = plan.adders.get(id(step))
+    def _add(self, plan, flat, new):
+        """Add the flat step ``flat`` to the params in place (or, if ``new``, copy the
+        new params over them)."""
+        if new:
+            self.layout.write(flat)
+            return
+        add = plan.adders.get(id(flat))
         if add is None:
-            add = plan.adders[id(step)] = self.layout.adder(step)
+            add = plan.adders[id(flat)] = self.layout.adder(flat)
         add()
 
     def _check_gradient(self):
@@ -934,11 +961,11 @@ class Optimizer:
                 monitors.update(self._gradient_norms(self._gather_grads(grads, where)))
                 grads = _GATHERED
             self._batch = batch
-            step, lr, plan = self._advance(grads, where)
+            flat, lr, plan, new = self._advance(grads, where, True)
         finally:
             self._traced = None
         self._commit(plan, lr)
-        self._add(plan, step)
+        self._add(plan, flat, new)
         monitors["learning_rate"] = lr
         return monitors
 
@@ -962,7 +989,7 @@ class Optimizer:
         self._needs_loss("update")
         self._check_params(call)
         self._batch = batch
-        step, lr, plan = self._advance(grads, f"{call}(grads)")
+        step, lr, plan, _ = self._advance(grads, f"{call}(grads)")
         out = step.copy()
         self._commit(plan, lr)
         return self.layout.unflatten(out)
@@ -989,9 +1016,9 @@ class Optimizer:
         self._needs_loss("apply")
         self._check_params(call)
         self._batch = batch
-        step, lr, plan = self._advance(grads, f"{call}(grads)")
+        flat, lr, plan, new = self._advance(grads, f"{call}(grads)", True)
         self._commit(plan, lr)
-        self._add(plan, step)
+        self._add(plan, flat, new)
 
     def _take_step(self, g, batch):
         """Run the pipeline on the flat, checked gradient ``g``; add the step to the params."""
@@ -999,11 +1026,11 @@ class Optimizer:
             np.copyto(self._g, g)
         self._batch = batch
         try:
-            step, lr, plan = self._advance(_GATHERED, "gradient")
+            flat, lr, plan, new = self._advance(_GATHERED, "gradient", True)
         finally:
             self._traced = None
         self._commit(plan, lr)
-        self._add(plan, step)
+        self._add(plan, flat, new)
 
     def gradient_buffer(self):
         """A tree of views into the optimizer's own flat gradient buffer.
@@ -1056,7 +1083,7 @@ class Optimizer:
         self._needs_loss("get_updates")
         self._check_params(call)
         self._batch = batch
-        step, _, plan = self._advance(grads, f"{call}(grads)")   # nothing committed
+        step, _, plan, _ = self._advance(grads, f"{call}(grads)")   # nothing committed
         new_state = plan.states[self._parity ^ 1]
         pairs = [(leaf, leaf + view.astype(leaf.dtype, copy=False))
                  for leaf, view in zip(self.layout.arrays, self.layout.views(step))]
