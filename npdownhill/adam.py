@@ -50,27 +50,30 @@ class _Moments(Optimizer):
     nonfinite_spreads = True
 
     def _divider(self, t, lr):
-        r"""``divide(m, v, u, tmp)``: ``u = -lr / bc1 * m / (sqrt(v / bc2) + eps)``, or with
-        ``epsilon_hat`` ``u = -lr / bc1 * sqrt(bc2) * m / (sqrt(v) + eps)``."""
+        r"""``(bc2, eps, hat, step)`` for :meth:`_divide`."""
         h = self._hyper
-        eps, bc2, hat = h["epsilon"], 1 - h["beta2"] ** t, h.get("epsilon_hat")
+        bc2, hat = 1 - h["beta2"] ** t, h.get("epsilon_hat")
         scale = lr / (1 - h["beta1"] ** t)
         if hat:
             scale *= math.sqrt(bc2)
-        step = -scale
+        return bc2, h["epsilon"], hat, -scale
 
-        def divide(m, v, u, tmp):
-            # the square root is the first to write u: its wait for u's memory overlaps
-            # the slowest operation (u is a chunk of the gradient buffer, cold in cache)
-            if hat:
-                np.sqrt(v, u)
-            else:
-                np.sqrt(np.divide(v, bc2, tmp), u)
-            np.add(u, eps, u)
-            np.divide(m, u, u)
-            np.multiply(u, step, u)
+    @staticmethod
+    def _divide(m, v, u, tmp, bc2, eps, hat, step):
+        r"""``u = -lr / bc1 * m / (sqrt(v / bc2) + eps)``, or with ``epsilon_hat``
+        ``u = -lr / bc1 * sqrt(bc2) * m / (sqrt(v) + eps)``.
 
-        return divide
+        The square root is the first to write ``u``: its wait for ``u``'s
+        memory (a chunk of the gradient buffer, cold in the cache) overlaps the
+        slowest operation.
+        """
+        if hat:
+            np.sqrt(v, u)
+        else:
+            np.sqrt(np.divide(v, bc2, tmp), u)
+        np.add(u, eps, u)
+        np.divide(m, u, u)
+        np.multiply(u, step, u)
 
 
 @register
@@ -120,14 +123,18 @@ class Adam(_Moments):
 
     def _rule(self, t, lr, new):
         b1, b2 = self._hyper["beta1"], self._hyper["beta2"]
-        divide = self._divider(t, lr)
+        constants, divide = self._divider(t, lr), self._divide
+
+        a1, a2 = 1 - b1, 1 - b2
 
         def adam(g, u, tmp, m, m_new, v, v_new):
-            # m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
-            ema(m, g, b1, tmp, m_new)
-            ema_square(v, g, b2, tmp, v_new)
+            # m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2   (as ema, ema_square)
+            np.multiply(g, a1, tmp)
+            np.add(np.multiply(m, b1, m_new), tmp, m_new)
+            np.multiply(np.multiply(g, g, tmp), a2, tmp)
+            np.add(np.multiply(v, b2, v_new), tmp, v_new)
             # u = -lr / bc1 * m / (sqrt(v / bc2) + eps)
-            divide(m_new, v_new, u, tmp)
+            divide(m_new, v_new, u, tmp, *constants)
 
         return adam
 
@@ -165,14 +172,14 @@ class AMSGrad(Adam):
 
     def _rule(self, t, lr, new):
         b1, b2 = self._hyper["beta1"], self._hyper["beta2"]
-        divide = self._divider(t, lr)
+        constants, divide = self._divider(t, lr), self._divide
 
         def amsgrad(g, u, tmp, m, m_new, v, v_new, v_max, v_max_new):
             ema(m, g, b1, tmp, m_new)
             ema_square(v, g, b2, tmp, v_new)
             # v_max = max(v_max, v);  u = -lr / bc1 * m / (sqrt(v_max / bc2) + eps)
             np.maximum(v_max, v_new, out=v_max_new)
-            divide(m_new, v_max_new, u, tmp)
+            divide(m_new, v_max_new, u, tmp, *constants)
 
         return amsgrad
 

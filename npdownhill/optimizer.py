@@ -269,6 +269,8 @@ class Optimizer:
         self._scratch = {}         # chunk-sized scratch buffers, by name
         self._traced = None        # ESGD: a traced gradient for Hessian-vector products
         self._arity_checked = set()  # batch lengths the loss and monitors were checked for
+        self._calls = {verb: (f"{call}.{verb}", f"{call}.{verb}(grads)")
+                       for verb in ("update", "apply", "get_updates")}
         self.last_learning_rate = None
         self._commit_hyper(call, self.check_hyperparameters(call, kwargs), initial=True)
 
@@ -601,8 +603,11 @@ class Optimizer:
                 out.append(leaves[0].reshape(-1)[lo:hi])
             elif len(leaves) == 1 and leaves[0].flags.c_contiguous:
                 out.append(leaves[0].reshape(-1))
+            elif all(leaf.flags.c_contiguous for leaf in leaves):
+                out.append([leaf.reshape(-1) for leaf in leaves])   # flat views, to gather
             else:
-                out.append(list(leaves))
+                whole = self._chunk_buffer("params", layout.size)
+                return [whole[a:b] for a, b, *_ in spans], whole
         return out, None
 
     def _sources(self, grads, where, plan):
@@ -617,7 +622,7 @@ class Optimizer:
         flats, out = {}, []
         for start, stop, first, last, lo, hi in plan.spans:
             if last - first > 1:
-                out.append(values[first:last])
+                out.append([np.ravel(v) for v in values[first:last]])
                 continue
             flat = flats.get(first)
             if flat is None:
@@ -678,21 +683,24 @@ class Optimizer:
             u_, t_, s_ = plan.g, plan.x, plan.y
         parity = self._parity
         kernel = self._rule(t + 1, lr, plan.states[parity ^ 1])
-        rows, velocity, nesterov = plan.rows[parity], plan.velocity[parity], plan.nesterov
-        in_velocity, params, mask, ones = plan.in_velocity, plan.params, plan.mask, plan.ones
+        rows, velocity, params, mask = plan.rows[parity], plan.velocity[parity], plan.params, plan.mask
+        if velocity is not None:
+            nesterov, in_velocity = plan.nesterov, plan.in_velocity
         if params is not None:
             factor = lr * h["weight_decay"]
             if plan.reread is not None:
                 self.layout.read(plan.reread)
-        new_params = new_params and plan.new_params
-        store = ours and plan.n > 1 and not in_velocity
-        finite = P.finite
+            new_params = new_params and plan.new_params
+        else:
+            new_params = False
+        store = ours and plan.n > 1 and not plan.in_velocity
+        ones, dot, isfinite = plan.ones, np.dot, math.isfinite
         bad = None
         for c in range(plan.n):
             g = src[c]
-            if g.__class__ is list:           # gather the chunk's leaves
-                g = np.concatenate(g, None, s_[c], casting="same_kind")
-            if check and not finite(g, ones[c]):
+            if g.__class__ is list:           # gather the chunk's leaves (casting="same_kind")
+                g = np.concatenate(g, 0, s_[c])
+            if check and not (isfinite(dot(g, ones[c])) or P.finite(g)):
                 bad = self._record(bad, plan, c, g, None)
                 continue
             # per-leaf multipliers (0 for frozen leaves), elementwise clipping
@@ -718,11 +726,13 @@ class Optimizer:
             if params is not None:
                 p = params[c]
                 if p.__class__ is list:
-                    p = np.concatenate(p, None, tmp, casting="same_kind")
+                    p = np.concatenate(p, 0, tmp)
                 np.subtract(u, np.multiply(p, factor, tmp), u)
             if mask is not None:
                 np.multiply(u, mask[c], u)    # frozen leaves never move
-            if not finite(u, ones[c]):
+            # the step's finiteness (a sum: NaN and inf propagate; an exact look if it
+            # overflowed)
+            if not (isfinite(dot(u, ones[c])) or P.finite(u)):
                 bad = self._record(bad, plan, c, g, u)
             elif new_params:
                 np.add(p, u, plan.g[c])
@@ -730,19 +740,17 @@ class Optimizer:
                 np.copyto(plan.g[c], u)
         if bad is not None:
             self._refuse(bad, t)
-        if in_velocity:
-            step = plan.states[parity ^ 1]["velocity"]
-        elif ours and plan.n == 1 and not new_params:
-            step = plan.x[0]
-        else:
-            step = self._g
-        return step, lr, plan, new_params
+        if plan.in_velocity:
+            return plan.states[parity ^ 1]["velocity"], lr, plan, False
+        if ours and plan.n == 1 and not new_params:
+            return plan.x[0], lr, plan, False
+        return self._g, lr, plan, new_params
 
     def _commit(self, plan, lr):
         """Swap in the new state of the update :meth:`_advance` computed; count it."""
         self._parity ^= 1
         self.state.update(plan.states[self._parity])
-        self._updates += 1
+        self._updates[()] += 1
         self.last_learning_rate = lr
 
     def _add(self, plan, flat, new):
@@ -985,11 +993,11 @@ class Optimizer:
             The steps, shaped like the params: ``p + step`` is the new value.
             Freshly allocated each call.
         """
-        call = f"{type(self).__name__}.update"
+        call, where = self._calls["update"]
         self._needs_loss("update")
         self._check_params(call)
         self._batch = batch
-        step, lr, plan, _ = self._advance(grads, f"{call}(grads)")
+        step, lr, plan, _ = self._advance(grads, where)
         out = step.copy()
         self._commit(plan, lr)
         return self.layout.unflatten(out)
@@ -1012,11 +1020,12 @@ class Optimizer:
         -------
         None
         """
-        call = f"{type(self).__name__}.apply"
-        self._needs_loss("apply")
+        call, where = self._calls["apply"]
+        if self.needs_loss and self.loss is None:
+            self._needs_loss("apply")
         self._check_params(call)
         self._batch = batch
-        flat, lr, plan, new = self._advance(grads, f"{call}(grads)", True)
+        flat, lr, plan, new = self._advance(grads, where, True)
         self._commit(plan, lr)
         self._add(plan, flat, new)
 
@@ -1079,11 +1088,11 @@ class Optimizer:
             :func:`apply_updates` to perform the step. Only the optimizer's
             random generator advances (for gradient noise or ESGD).
         """
-        call = f"{type(self).__name__}.get_updates"
+        call, where = self._calls["get_updates"]
         self._needs_loss("get_updates")
         self._check_params(call)
         self._batch = batch
-        step, _, plan, _ = self._advance(grads, f"{call}(grads)")   # nothing committed
+        step, _, plan, _ = self._advance(grads, where)   # nothing committed
         new_state = plan.states[self._parity ^ 1]
         pairs = [(leaf, leaf + view.astype(leaf.dtype, copy=False))
                  for leaf, view in zip(self.layout.arrays, self.layout.views(step))]

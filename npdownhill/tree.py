@@ -32,6 +32,18 @@ __all__ = ["Layout", "leaves", "pack"]
 
 _dtype = operator.attrgetter("dtype")
 
+_REAL_DTYPES = set()     # dtypes seen to be real numbers (float, int, uint)
+
+
+def _real(dtypes):
+    """Whether every dtype in a set holds real numbers (not bool, complex or object)."""
+    if dtypes <= _REAL_DTYPES:
+        return True
+    if all(d.kind in "fiu" for d in dtypes):
+        _REAL_DTYPES.update(dtypes)
+        return True
+    return False
+
 _CONTAINERS = (dict, list, tuple)
 
 
@@ -210,9 +222,8 @@ class Layout:
             values = self._get(tree)  # fast path: generated code, no per-leaf walk
             if out_views is not None and all(map(operator.is_, values, out_views)):
                 return out            # written in place into out's own views
-            if ([v.shape for v in values] == self.shapes
-                    and all(d.kind in "fiu" for d in set(map(_dtype, values)))):
-                np.concatenate(values, axis=None, out=out, casting="same_kind")
+            if [v.shape for v in values] == self.shapes and _real(set(map(_dtype, values))):
+                np.concatenate([v.ravel() for v in values], out=out)   # casting="same_kind"
                 return out
         except Exception:
             pass
@@ -236,8 +247,7 @@ class Layout:
         """
         try:
             values = self._get(tree)
-            if ([v.shape for v in values] == self.shapes
-                    and all(d.kind in "fiu" for d in set(map(_dtype, values)))):
+            if [v.shape for v in values] == self.shapes and _real(set(map(_dtype, values))):
                 return values
         except Exception:
             pass
