@@ -22,7 +22,7 @@ import numpy as np
 
 from . import hyper as H
 from .optimizer import Optimizer
-from .pipeline import ema, ema_square
+from .pipeline import ema
 from .registry import register
 
 __all__ = ["Adam", "AMSGrad", "AdamW", "Adamax", "NAdam", "RAdam"]
@@ -49,17 +49,33 @@ class _Moments(Optimizer):
 
     nonfinite_spreads = True
 
-    def _divider(self, t, lr):
-        r"""``(bc2, eps, hat, step)`` for :meth:`_divide`."""
-        h = self._hyper
-        bc2, hat = 1 - h["beta2"] ** t, h.get("epsilon_hat")
-        scale = lr / (1 - h["beta1"] ** t)
-        if hat:
-            scale *= math.sqrt(bc2)
-        return bc2, h["epsilon"], hat, -scale
+    def _moments(self, *more):
+        """``b1, 1 - b1, b2, 1 - b2`` and ``more``, as the kernel's 0-d constants."""
+        b1, b2 = self._hyper["beta1"], self._hyper["beta2"]
+        return self._constants(b1, 1 - b1, b2, 1 - b2, *more)
 
     @staticmethod
-    def _divide(m, v, u, tmp, bc2, eps, hat, step):
+    def _update_moments(g, tmp, m, m_new, v, v_new, b1, a1, b2, a2):
+        """``m = b1 m + (1 - b1) g``;  ``v = b2 v + (1 - b2) g^2`` (as :func:`ema` and
+        :func:`~npdownhill.pipeline.ema_square` compute them), into the new state."""
+        np.multiply(g, a1, tmp)
+        np.add(np.multiply(m, b1, m_new), tmp, m_new)
+        np.multiply(np.multiply(g, g, tmp), a2, tmp)
+        np.add(np.multiply(v, b2, v_new), tmp, v_new)
+
+    def _adam_constants(self, t, lr):
+        """Adam's constants of update ``t``: ``b1, 1 - b1, b2, 1 - b2, bc2, eps, step``
+        with ``step = -lr / bc1`` (times ``sqrt(bc2)`` in the epsilon-hat form)."""
+        h = self._hyper
+        b1, b2 = h["beta1"], h["beta2"]
+        bc2 = 1 - b2 ** t
+        scale = lr / (1 - b1 ** t)
+        if h.get("epsilon_hat"):
+            scale *= math.sqrt(bc2)
+        return self._constants(b1, 1 - b1, b2, 1 - b2, bc2, h["epsilon"], -scale)
+
+    @staticmethod
+    def _divide(m, v, u, tmp, bc2, eps, step, hat):
         r"""``u = -lr / bc1 * m / (sqrt(v / bc2) + eps)``, or with ``epsilon_hat``
         ``u = -lr / bc1 * sqrt(bc2) * m / (sqrt(v) + eps)``.
 
@@ -122,19 +138,24 @@ class Adam(_Moments):
     }
 
     def _rule(self, t, lr, new):
-        b1, b2 = self._hyper["beta1"], self._hyper["beta2"]
-        constants, divide = self._divider(t, lr), self._divide
-
-        a1, a2 = 1 - b1, 1 - b2
+        b1, a1, b2, a2, bc2, eps, step = self._adam_constants(t, lr)
+        hat = self._hyper["epsilon_hat"]
 
         def adam(g, u, tmp, m, m_new, v, v_new):
-            # m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2   (as ema, ema_square)
+            # m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2   (as ema and ema_square)
             np.multiply(g, a1, tmp)
             np.add(np.multiply(m, b1, m_new), tmp, m_new)
             np.multiply(np.multiply(g, g, tmp), a2, tmp)
             np.add(np.multiply(v, b2, v_new), tmp, v_new)
-            # u = -lr / bc1 * m / (sqrt(v / bc2) + eps)
-            divide(m_new, v_new, u, tmp, *constants)
+            # u = -lr / bc1 * m / (sqrt(v / bc2) + eps), the square root first to write u
+            # (see _divide)
+            if hat:
+                np.sqrt(v_new, u)
+            else:
+                np.sqrt(np.divide(v_new, bc2, tmp), u)
+            np.add(u, eps, u)
+            np.divide(m_new, u, u)
+            np.multiply(u, step, u)
 
         return adam
 
@@ -171,15 +192,14 @@ class AMSGrad(Adam):
     state_names = ("m", "v", "v_max")
 
     def _rule(self, t, lr, new):
-        b1, b2 = self._hyper["beta1"], self._hyper["beta2"]
-        constants, divide = self._divider(t, lr), self._divide
+        b1, a1, b2, a2, bc2, eps, step = self._adam_constants(t, lr)
+        hat, moments, divide = self._hyper["epsilon_hat"], self._update_moments, self._divide
 
         def amsgrad(g, u, tmp, m, m_new, v, v_new, v_max, v_max_new):
-            ema(m, g, b1, tmp, m_new)
-            ema_square(v, g, b2, tmp, v_new)
+            moments(g, tmp, m, m_new, v, v_new, b1, a1, b2, a2)
             # v_max = max(v_max, v);  u = -lr / bc1 * m / (sqrt(v_max / bc2) + eps)
             np.maximum(v_max, v_new, out=v_max_new)
-            divide(m_new, v_max_new, u, tmp, *constants)
+            divide(m_new, v_max_new, u, tmp, bc2, eps, step, hat)
 
         return amsgrad
 
@@ -262,11 +282,11 @@ class Adamax(_Moments):
 
     def _rule(self, t, lr, new):
         h = self._hyper
-        b1, b2, eps, in_max = h["beta1"], h["beta2"], h["epsilon"], h["epsilon_in_max"]
-        step = -(lr / (1 - b1 ** t))
+        in_max = h["epsilon_in_max"]
+        b1, a1, b2, _, eps, step = self._moments(h["epsilon"], -(lr / (1 - h["beta1"] ** t)))
 
         def adamax(g, u, tmp, m, m_new, w, w_new):
-            ema(m, g, b1, tmp, m_new)
+            ema(m, g, b1, tmp, m_new, a1)
             # w = max(b2 w, |g|)   (torch: max(b2 w, |g| + eps))
             np.abs(g, tmp)
             np.multiply(w, b2, w_new)
@@ -337,13 +357,12 @@ class NAdam(_Moments):
         mu_next = b1 * (1 - 0.5 * 0.96 ** ((t + 1) * psi))
         # Pi_t = Pi_{t-1} mu_t, into the new state
         pi = float(np.multiply(self.state["mu_product"], mu, new["mu_product"]))
-        bc2 = 1 - b2 ** t
-        step_g = -(lr * (1 - mu) / (1 - pi))
-        step_m = -(lr * mu_next / (1 - pi * mu_next))
+        b1, a1, b2, a2, bc2, eps, step_g, step_m = self._moments(
+            1 - b2 ** t, eps, -(lr * (1 - mu) / (1 - pi)), -(lr * mu_next / (1 - pi * mu_next)))
+        moments = self._update_moments
 
         def nadam(g, u, tmp, m, m_new, v, v_new):
-            ema(m, g, b1, tmp, m_new)
-            ema_square(v, g, b2, tmp, v_new)
+            moments(g, tmp, m, m_new, v, v_new, b1, a1, b2, a2)
             # d = sqrt(v / bc2) + eps
             np.divide(v_new, bc2, tmp)
             np.sqrt(tmp, tmp)
@@ -411,10 +430,11 @@ class RAdam(_Moments):
             step = -(lr * rect * math.sqrt(bc2) / bc1)
         else:
             step = -(lr / bc1)
+        b1, a1, b2, a2, eps, step = self._moments(eps, step)
+        moments = self._update_moments
 
         def radam(g, u, tmp, m, m_new, v, v_new):
-            ema(m, g, b1, tmp, m_new)
-            ema_square(v, g, b2, tmp, v_new)
+            moments(g, tmp, m, m_new, v, v_new, b1, a1, b2, a2)
             if adaptive:
                 # u = -lr r m / bc1 * sqrt(bc2) / (sqrt(v) + eps)
                 np.sqrt(v_new, u)

@@ -109,7 +109,8 @@ class RMSProp(Optimizer):
 
     def _rule(self, t, lr, new):
         h = self._hyper
-        rho, eps, inside, step = h["rho"], h["epsilon"], h["epsilon_inside"], -lr
+        inside = h["epsilon_inside"]
+        rho, eps, step = h["rho"], h["epsilon"], -lr
 
         def scale(g, u, tmp, second):
             # u = -lr g / sqrt(r + eps)   or   -lr g / (sqrt(r) + eps); the square root
@@ -122,14 +123,16 @@ class RMSProp(Optimizer):
             np.divide(g, u, u)
             np.multiply(u, step, u)
 
+        rho, a, eps, step = self._constants(rho, 1 - rho, eps, step)
+
         def rmsprop(g, u, tmp, r, r_new):
             # r = rho r + (1 - rho) g^2
-            scale(g, u, tmp, ema_square(r, g, rho, tmp, r_new))
+            scale(g, u, tmp, ema_square(r, g, rho, tmp, r_new, a))
 
         def centered(g, u, tmp, r, r_new, f, f_new):
-            ema_square(r, g, rho, tmp, r_new)
+            ema_square(r, g, rho, tmp, r_new, a)
             # f = rho f + (1 - rho) g;  second moment -> variance r - f^2
-            ema(f, g, rho, tmp, f_new)
+            ema(f, g, rho, tmp, f_new, a)
             np.multiply(f_new, f_new, tmp)
             np.subtract(r_new, tmp, tmp)
             np.maximum(tmp, 0, out=tmp)   # a variance: rounding must not make it negative
@@ -239,8 +242,8 @@ class RProp(Optimizer):
 
     def _rule(self, t, lr, new):
         h = self._hyper
-        up, down = h["rprop_increase"], h["rprop_decrease"]
-        lo, hi = h["rprop_min_step"], h["rprop_max_step"]
+        up, down, lo, hi = self._constants(h["rprop_increase"], h["rprop_decrease"],
+                                           h["rprop_min_step"], h["rprop_max_step"])
         longest = self._plan.longest
         grew_all = self._chunk_buffer("grew", longest, bool)
         flipped_all = self._chunk_buffer("flipped", longest, bool)
@@ -327,7 +330,8 @@ class ADAGRAD(Optimizer):
 
     def _rule(self, t, lr, new):
         h = self._hyper
-        eps, inside, step = h["epsilon"], h["epsilon_inside"], -lr
+        inside = h["epsilon_inside"]
+        eps, step = self._constants(h["epsilon"], -lr)
 
         def adagrad(g, u, tmp, a, a_new):
             # a = a + g^2
@@ -397,11 +401,11 @@ class ADADELTA(Optimizer):
 
     def _rule(self, t, lr, new):
         h = self._hyper
-        rho, eps, step = h["rho"], h["epsilon"], -lr
+        rho, a1, eps, step = self._constants(h["rho"], 1 - h["rho"], h["epsilon"], -lr)
 
         def adadelta(g, u, tmp, a, a_new, x, x_new):
             # a = rho a + (1 - rho) g^2
-            ema_square(a, g, rho, tmp, a_new)
+            ema_square(a, g, rho, tmp, a_new, a1)
             # d = g sqrt(x + eps) / sqrt(a + eps)      (x of the previous step)
             np.sqrt(np.add(x, eps, tmp), u)
             np.multiply(u, g, u)
@@ -409,7 +413,7 @@ class ADADELTA(Optimizer):
             np.sqrt(tmp, tmp)
             np.divide(u, tmp, u)
             # x = rho x + (1 - rho) d^2
-            ema_square(x, u, rho, tmp, x_new)
+            ema_square(x, u, rho, tmp, x_new, a1)
             # u = -lr d
             np.multiply(u, step, u)
 
@@ -482,7 +486,8 @@ class ESGD(Optimizer):
 
     def _rule(self, t, lr, new):
         h = self._hyper
-        rho, eps, step, bc = h["rho"], h["epsilon"], -lr, 1 - h["rho"] ** t
+        rho, a, eps, step, bc = self._constants(h["rho"], 1 - h["rho"], h["epsilon"], -lr,
+                                                1 - h["rho"] ** t)
         # r ~ N(0, I) over the whole tree, drawn into the buffer of the new D, which then
         # holds Hr (from autograd: a vjp of the gradient) until the kernel overwrites it
         product = new["curvature"]
@@ -491,7 +496,7 @@ class ESGD(Optimizer):
 
         def esgd(g, u, tmp, D, D_new):
             # D = rho D + (1 - rho) (Hr)^2
-            ema_square(D, D_new, rho, tmp, D_new)
+            ema_square(D, D_new, rho, tmp, D_new, a)
             # u = -lr g / (sqrt(D / (1 - rho^t)) + eps)
             np.sqrt(np.divide(D_new, bc, tmp), u)
             np.add(u, eps, u)

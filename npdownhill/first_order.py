@@ -62,7 +62,7 @@ class SGD(Optimizer):
     nonfinite_spreads = True
 
     def _rule(self, t, lr, new):
-        step = -lr
+        step, = self._constants(-lr)
 
         def sgd(g, u, tmp):
             # u = -lr g

@@ -103,7 +103,8 @@ class _Plan:
 
     __slots__ = ("chunk_bytes", "n", "spans", "longest", "g", "x", "y", "ones", "states", "rows",
                  "velocity", "nesterov", "mult", "mask", "max_elem", "params", "reread",
-                 "new_params", "in_velocity", "prepass", "check", "adders")
+                 "new_params", "in_velocity", "prepass", "check", "adders", "constants",
+                 "engine_constants", "one")
 
 
 class Optimizer:
@@ -271,6 +272,8 @@ class Optimizer:
         self._arity_checked = set()  # batch lengths the loss and monitors were checked for
         self._calls = {verb: (f"{call}.{verb}", f"{call}.{verb}(grads)")
                        for verb in ("update", "apply", "get_updates")}
+        self._calls["step"] = (f"{call}.step", f"{call}.step: gradient")
+        self._vjp_of = (None, None)   # (loss, make_vjp(loss)), made once per loss
         self.last_learning_rate = None
         self._commit_hyper(call, self.check_hyperparameters(call, kwargs), initial=True)
 
@@ -583,8 +586,30 @@ class Optimizer:
         # chunk's gradient is checked before it is used
         plan.check = not self.nonfinite_spreads or bool(plan.max_elem)
         plan.adders = {}
+        plan.constants, plan.engine_constants = [], []
+        plan.one = n == 1 and not plan.prepass
         self._plan = plan
         return plan
+
+    def _constants(self, *values, held=None):
+        """The numbers as 0-d arrays of the layout's dtype, for the rule's kernel.
+
+        NumPy takes a 0-d array operand about twice as fast as a Python float
+        (no conversion on every call), and computes the same: a Python float
+        meets a flat buffer as that buffer's dtype. The arrays belong to the
+        plan and are overwritten at the next update.
+        """
+        held = self._plan.constants if held is None else held
+        if len(held) != len(values):
+            if len(held) < len(values):
+                held.extend(np.zeros((), self.layout.dtype)
+                            for _ in range(len(values) - len(held)))
+            for array, value in zip(held, values):
+                array[()] = value
+            return held[:len(values)]
+        for array, value in zip(held, values):
+            array[()] = value
+        return held
 
     def _param_chunks(self, spans):
         """The params of each chunk, for weight decay: a flat view, or the leaves to
@@ -662,6 +687,8 @@ class Optimizer:
         mu = h["momentum"]
         if callable(mu):
             mu = self._scheduled("momentum", t)
+        if plan.one:
+            return self._advance_one(plan, grads, where, new_params, h, t, lr, mu)
         # each chunk's gradient: in the gradient buffer ("ours": stages work in place
         # there), or read from the caller's arrays where they are
         ours, checked = True, grads is _GATHERED
@@ -686,8 +713,9 @@ class Optimizer:
         rows, velocity, params, mask = plan.rows[parity], plan.velocity[parity], plan.params, plan.mask
         if velocity is not None:
             nesterov, in_velocity = plan.nesterov, plan.in_velocity
+        if velocity is not None or params is not None:
+            mu, factor = self._constants(mu, lr * h["weight_decay"], held=plan.engine_constants)
         if params is not None:
-            factor = lr * h["weight_decay"]
             if plan.reread is not None:
                 self.layout.read(plan.reread)
             new_params = new_params and plan.new_params
@@ -746,6 +774,50 @@ class Optimizer:
             return plan.x[0], lr, plan, False
         return self._g, lr, plan, new_params
 
+    def _advance_one(self, plan, grads, where, new_params, h, t, lr, mu):
+        """:meth:`_advance` for a tree that is one chunk and needs no pass before the
+        rule: the same stages in the same order, without the chunk loop."""
+        g = self._g
+        if grads is not _GATHERED and not self._holds_g(grads):
+            self.layout.gather(grads, g, where)
+        u, tmp, ones = plan.x[0], plan.y[0], plan.ones[0]
+        if plan.check and not (math.isfinite(np.dot(g, ones)) or P.finite(g)):
+            self._refuse(self._record(None, plan, 0, g, None), t)
+        if plan.mult is not None:
+            np.multiply(g, plan.mult[0], g)
+        if plan.max_elem:
+            np.clip(g, -plan.max_elem, plan.max_elem, out=g)
+        parity = self._parity
+        self._rule(t + 1, lr, plan.states[parity ^ 1])(g, u, tmp, *plan.rows[parity][0])
+        velocity, params, flat = plan.velocity[parity], plan.params, u
+        if velocity is not None or params is not None:
+            mu, factor = self._constants(mu, lr * h["weight_decay"], held=plan.engine_constants)
+        if velocity is not None:
+            old, new = velocity[0]
+            np.multiply(old, mu, new)
+            np.add(new, u, new)
+            if plan.nesterov:
+                np.add(np.multiply(new, mu, tmp), u, u)
+            elif plan.in_velocity:
+                u = flat = new
+            else:
+                np.copyto(u, new)
+        if params is not None:
+            p = params[0]
+            if p.__class__ is list:
+                p = np.concatenate(p, 0, tmp)
+            elif plan.reread is not None:
+                p = self.layout.read(plan.reread)
+            np.subtract(u, np.multiply(p, factor, tmp), u)
+        if plan.mask is not None:
+            np.multiply(u, plan.mask[0], u)
+        if not (math.isfinite(np.dot(u, ones)) or P.finite(u)):
+            self._refuse(self._record(None, plan, 0, g, u), t)
+        if new_params and plan.new_params:
+            np.add(p, u, g)
+            return g, lr, plan, True
+        return flat, lr, plan, False
+
     def _commit(self, plan, lr):
         """Swap in the new state of the update :meth:`_advance` computed; count it."""
         self._parity ^= 1
@@ -763,6 +835,7 @@ class Optimizer:
         if add is None:
             add = plan.adders[id(flat)] = self.layout.adder(flat)
         add()
+        return
 
     def _check_gradient(self):
         """Refuse a non-finite gradient in the gradient buffer before anything is drawn."""
@@ -887,8 +960,12 @@ class Optimizer:
             layout = self.layout
             loss = self.differentiable_loss()
             point = layout.match(params, call)
+        cached, trace = self._vjp_of
+        if cached is not loss:
+            trace = make_vjp(loss)
+            self._vjp_of = (loss, trace)
         try:
-            vjp, value = make_vjp(loss)(point, *batch)
+            vjp, value = trace(point, *batch)
         except Exception as err:
             explained = explain_trace_error(err, self.loss, (params, *batch))
             if explained is None:
@@ -917,9 +994,12 @@ class Optimizer:
         """Loss value and gradient tree at the current params; a non-finite loss is refused."""
         loss, grads = self._loss_and_grads(batch, call)
         if not math.isfinite(loss):
-            raise NonFiniteError(f"{type(self).__name__}: the loss is {loss} at update "
-                                 f"{self.updates + 1}; nothing was applied", "loss", (), self.updates)
+            self._value_and_grad_refused(loss)
         return loss, grads
+
+    def _value_and_grad_refused(self, loss):
+        raise NonFiniteError(f"{type(self).__name__}: the loss is {loss} at update "
+                             f"{self.updates + 1}; nothing was applied", "loss", (), self.updates)
 
     def _needs_loss(self, method):
         if self.needs_loss and self.loss is None:
@@ -951,7 +1031,7 @@ class Optimizer:
         NonFiniteError
             The loss, gradient or step is not finite (nothing is applied).
         """
-        call = f"{type(self).__name__}.step"
+        call, where = self._calls["step"]
         if self.loss is None:
             raise TypeError(f"{call}: this optimizer was built with loss=None; "
                             "use update/apply/get_updates with your own gradients")
@@ -960,14 +1040,24 @@ class Optimizer:
             self.check_batch(len(batch), call)
             self._arity_checked.add(len(batch))
         try:
-            loss, grads = self._value_and_grad(batch, call)
+            loss, grads = self._loss_and_grads(batch, call)
+            if not math.isfinite(loss):
+                self._value_and_grad_refused(loss)
             monitors = {"loss": loss}
             if self.monitors:
                 monitors.update(evaluate_monitors(self.monitors, self.params, batch))
-            where = f"{call}: gradient"
             if self.monitor_gradients:
                 monitors.update(self._gradient_norms(self._gather_grads(grads, where)))
                 grads = _GATHERED
+            elif self._plan is not None and self._plan.one:
+                # autograd's gradient has the params' structure and shapes: gathered
+                # without the checks a caller's tree needs (its finiteness is checked
+                # in the update, as for any gradient)
+                try:
+                    np.concatenate([v.ravel() for v in self.layout._get(grads)], out=self._g)
+                    grads = _GATHERED
+                except Exception:      # anything unusual: the checked gather explains it
+                    pass
             self._batch = batch
             flat, lr, plan, new = self._advance(grads, where, True)
         finally:

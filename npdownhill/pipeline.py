@@ -176,23 +176,24 @@ def _pairwise_squares(x, tmp):
     return _pairwise_squares(x[:half], tmp) + _pairwise_squares(x[half:], tmp)
 
 
-def ema(average, x, decay, tmp, out=None):
+def ema(average, x, decay, tmp, out=None, rest=None):
     """``out = decay * average + (1 - decay) * x`` (``out``: default ``average``, in place).
 
     ``tmp`` is scratch; all arguments are arrays of one shape (or chunks).
+    ``rest`` is ``1 - decay`` when the caller has it already (as a 0-d array).
     """
     out = average if out is None else out
-    np.multiply(x, 1 - decay, tmp)
+    np.multiply(x, 1 - decay if rest is None else rest, tmp)
     np.multiply(average, decay, out)
     np.add(out, tmp, out)
     return out
 
 
-def ema_square(average, x, decay, tmp, out=None):
+def ema_square(average, x, decay, tmp, out=None, rest=None):
     """``out = decay * average + (1 - decay) * x**2`` (``out``: default ``average``)."""
     out = average if out is None else out
     np.multiply(x, x, tmp)
-    np.multiply(tmp, 1 - decay, tmp)
+    np.multiply(tmp, 1 - decay if rest is None else rest, tmp)
     np.multiply(average, decay, out)
     np.add(out, tmp, out)
     return out
