@@ -901,7 +901,14 @@ class Optimizer:
         if out.dtype == np.float64:
             self._rng.standard_normal(out=out)
             return
-        draws = self._chunk_buffer("normal64", min(out.size, self._chunk_elements()), np.float64)
+        # the draws go through the bytes of the scratch buffer y, which is free whenever
+        # numbers are drawn (before the rule's kernel runs)
+        spare = self._scratch.get("y")
+        if spare is not None and spare.nbytes >= 8 and not np.may_share_memory(spare, out):
+            draws = spare.view(np.uint8)[:spare.nbytes - spare.nbytes % 8].view(np.float64)
+        else:
+            draws = self._chunk_buffer("normal64", min(out.size, self._chunk_elements()),
+                                       np.float64)
         for start in range(0, out.size, draws.size):
             part = draws[:min(draws.size, out.size - start)]
             self._rng.standard_normal(out=part)
