@@ -7,11 +7,9 @@ What it measures
    one leaf of 10 million elements (``--size``), float64 and float32, next
    to the same rule in torch.optim on one tensor with ``.grad`` set, in its
    fastest form (``fused=True`` where torch accepts it on CPU, else
-   ``foreach=True``, else its default). Two columns for ours: ``apply`` with
-   the gradient in a separate array (as a loop that computes its own
-   gradients has it), and ``buffer`` with the gradient already written into
-   ``opt.gradient_buffer()`` (where torch's ``.grad`` is). The issue's target
-   is ``ours/torch <= 3.5``. A few rows add pipeline stages with their torch
+   ``foreach=True``, else its default). The gradient is a separate array,
+   read where it is (a leaf larger than a chunk is not gathered). The
+   issue's target is ``ours/torch <= 3.5``. A few rows add pipeline stages with their torch
    counterparts (global-norm clipping: ``clip_grad_norm_`` before the step;
    elementwise clipping: ``clip_grad_value_``; gradient noise: ``randn_like``).
 2. **Memory.** Everything the optimizer holds (state, the spare state it
@@ -187,21 +185,9 @@ def bench_large(algo, label, extra, prepare, dtype, size, torch, cfg):
     if "gradient_noise_scale" in kwargs:
         kwargs["rng"] = 0
     row = {"row": label, "algorithm": algo, "dtype": np.dtype(dtype).name, "size": size}
-    ours_p, buf_p = p0.copy(), p0.copy()
+    ours_p = p0.copy()
     ours = dh.build(algo, None, ours_p, **kwargs)
-    buffered = dh.build(algo, None, buf_p, **kwargs)
-    buffer = buffered.gradient_buffer()
     cands = [Candidate("ours", lambda: ours.apply(g))]
-    if not (extra.get("gradient_noise_scale") or extra.get("clip_gradients")
-            or extra.get("max_gradient_elem")):
-        # the buffer is overwritten by every update; refill it the way torch's .grad is
-        # left alone: only for rules whose pipeline reads it unchanged (no noise, no clip)
-        def apply_buffer():
-            buffered.apply(buffer)
-            np.copyto(buffer, g)
-        np.copyto(buffer, g)
-        cands.append(Candidate("buffer", apply_buffer))
-        row["buffer_includes_refill"] = True
     mode = None
     if torch is not None:
         mode, mode_extra = torch_mode(torch, algo)
@@ -223,21 +209,19 @@ def bench_large(algo, label, extra, prepare, dtype, size, torch, cfg):
     row.update({f"{k}_ms": (v * 1e3 if v is not None else None) for k, v in times.items()})
     row["errors"] = {c.label: c.error for c in cands if c.error}
     row["ratio"] = ratio(times.get("ours"), times.get("torch"))
-    row["ratio_buffer"] = ratio(times.get("buffer"), times.get("torch"))
     row["target_met"] = None if row["ratio"] is None else row["ratio"] <= TARGET
-    row["finite"] = bool(np.isfinite(ours_p).all() and np.isfinite(buf_p).all())
+    row["finite"] = bool(np.isfinite(ours_p).all())
     return row
 
 
 def print_large(rows):
-    print(f"{'row':28s} {'dtype':7s} {'ours ms':>8s} {'buffer ms':>9s} {'torch ms':>8s} "
-          f"{'torch mode':10s} {'ours/torch':>10s} {'buffer/torch':>12s} {'<= 3.5':>6s}")
+    print(f"{'row':28s} {'dtype':7s} {'ours ms':>8s} {'torch ms':>8s} "
+          f"{'torch mode':10s} {'ours/torch':>10s} {'<= 3.5':>6s}")
     for r in rows:
         met = "-" if r["target_met"] is None else ("yes" if r["target_met"] else "NO")
         print(f"{r['row']:28s} {r['dtype']:7s} {fmt(r.get('ours_ms'), '.1f'):>8s} "
-              f"{fmt(r.get('buffer_ms'), '.1f'):>9s} {fmt(r.get('torch_ms'), '.1f'):>8s} "
-              f"{str(r['torch_mode'] or '-'):10s} {fmt(r['ratio']):>10s} "
-              f"{fmt(r['ratio_buffer']):>12s} {met:>6s}"
+              f"{fmt(r.get('torch_ms'), '.1f'):>8s} "
+              f"{str(r['torch_mode'] or '-'):10s} {fmt(r['ratio']):>10s} {met:>6s}"
               + (f"  errors: {r['errors']}" if r["errors"] else "")
               + ("" if r["finite"] else "  NON-FINITE"), flush=True)
 
@@ -275,7 +259,9 @@ def print_memory(rows, size):
     for r in rows:
         print(f"  {r['algorithm']:10s} {r['held_x']:6.2f} {fmt(r['bound_x']):>7s} "
               f"{('yes' if r['met'] else 'NO') if r['met'] is not None else '-':>4s} "
-              f"{r['peak_x']:11.4f}  ({r['peak_bytes'] / 1024:.0f} KiB)", flush=True)
+              f"{r['peak_x']:11.4f}  ({r['peak_bytes'] / 1024:.0f} KiB)"
+              + ("  autograd's arrays for the Hessian-vector product" if r["algorithm"] == "esgd"
+                 else ""), flush=True)
 
 
 # -- 3. scaling -----------------------------------------------------------------
