@@ -318,6 +318,7 @@ class Dataset:
 
         if callable(inputs) and not isinstance(inputs, (np.ndarray, list, tuple)):
             self._callable, self._arrays, self._storage = inputs, None, None
+            self._plain = False
             self._axis = axis
             self._n = self._step = self._batches_per_pass = None
             if iteration_size is None:
@@ -437,7 +438,30 @@ class Dataset:
         [[0, 1], [2, 3], [4], [0, 1]]
         """
         count = _check_int(f'{self._where}: batches(count={count!r})', 'count', count, 0)
+        if self._callable is None and self._plain and self._shuffle and self._step < self._n:
+            return self._shuffled_in_memory(count)
         return (self._next_batch() for _ in range(count))
+
+    def _shuffled_in_memory(self, count):
+        """:meth:`batches` of in-memory arrays, shuffled: the batches of
+        :meth:`_next_batch`, with what never changes looked up once."""
+        arrays, axis, step, n = self._arrays, self._axis, self._step, self._n
+        for _ in range(count):
+            start, perm, rows = self._position, self._perm, self._rows
+            if start % step:               # a position between batches (not made here)
+                yield self._next_batch()
+                continue
+            if perm is None:               # first batch of a pass
+                perm = self._perm = self._rng.permutation(n)
+            if rows is None or rows[0] is not perm:
+                rows = self._rows = (perm, _sorted_batches(perm, step))
+            index = rows[1][start // step]
+            if start + step < n:
+                self._position = start + step
+            else:
+                self._position, self._perm = 0, None   # the next pass draws a new permutation
+            self._batches_served += 1
+            yield tuple([a.take(index, axis) for a in arrays])
 
     def _next_batch(self):
         """Return the next batch and advance the position."""
