@@ -218,13 +218,14 @@ def big_tree(dtype=np.float64):
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-@pytest.mark.parametrize("pipeline", ["plain", "momentum and decay", "elementwise clip"])
+@pytest.mark.parametrize("pipeline", ["plain", "momentum and decay", "elementwise clip", "noise",
+                                      "leaf-norm clip", "global clip"])
 @pytest.mark.parametrize("algo", GRADIENT_ALGORITHMS)
 def test_a_non_finite_gradient_in_the_last_chunk_is_refused_and_changes_nothing(algo, pipeline,
                                                                                 bad):
     hyper = {k: v for k, v in PIPELINES[pipeline].items()}
     params = big_tree()
-    opt = dh.build(algo, None, params, learning_rate=1e-3, **hyper)
+    opt = dh.build(algo, None, params, learning_rate=1e-3, rng=0, **hyper)
     opt.chunk_bytes = 4096
     grads = {k: np.full(v.shape, 0.01) for k, v in params.items()}
     opt.apply(grads)
