@@ -505,6 +505,8 @@ class ESGD(Optimizer):
 
         return esgd
 
+    _probes = None
+
     def _hessian_product(self, flat):
         """Replace the flat vector ``flat`` by the Hessian of the loss times it.
 
@@ -512,6 +514,8 @@ class ESGD(Optimizer):
         product (one backward pass); otherwise the gradient is traced here.
         """
         layout = self.layout
+        if self._probes is None:
+            self._probes = {}
         if self._traced is not None and self._traced[0] is self._batch:
             hvp = self._traced[1]
         elif layout.plain:
@@ -519,11 +523,21 @@ class ESGD(Optimizer):
         else:                        # namedtuples: products over the list of leaves
             hvp, _ = make_hvp(self.differentiable_loss())(layout.match(self.params, "ESGD"),
                                                             *self._batch)
-        if layout.plain:
-            product = hvp(layout.unflatten(flat))
-        else:
-            product = layout.tree_of(hvp(layout.views(flat)))
-        layout.gather(product, flat, "ESGD: Hessian-vector product")
+        probes = self._probes                  # the probe as a tree of views of ``flat``
+        probe = probes.get(id(flat))
+        if probe is None or probe[0] is not flat:
+            probe = probes[id(flat)] = (flat, layout.unflatten(flat) if layout.plain
+                                        else layout.views(flat))
+            if len(probes) > 2:
+                probes.clear()
+                probes[id(flat)] = probe
+        product = hvp(probe[1])
+        if not layout.plain:
+            product = layout.tree_of(product)
+        try:                                   # autograd's product has the params' shapes
+            np.concatenate([v.ravel() for v in layout._get(product)], out=flat)
+        except Exception:                      # else the checked gather explains it
+            layout.gather(product, flat, "ESGD: Hessian-vector product")
 
     def _loss_and_grads(self, batch, call, params=None):
         """The loss and gradient at the current params from a traced pass whose trace
@@ -535,8 +549,13 @@ class ESGD(Optimizer):
         point = self.params if layout.plain else layout.match(self.params, call)
         seen, refused = [], []
 
+        cached, trace = self._vjp_of
+        if cached is not loss:
+            trace = make_vjp(loss)
+            self._vjp_of = (loss, trace)
+
         def gradient(p, *data):
-            vjp, value = make_vjp(loss)(p, *data)
+            vjp, value = trace(p, *data)
             try:
                 seen.append(check_loss_value(call, getval(value)))
             except (TypeError, ValueError) as err:

@@ -860,9 +860,10 @@ class Optimizer:
         if self._mult is not None:
             np.multiply(g, self._mult, g)
         # clipping: elementwise, per leaf, then the whole tree
-        P.clip(g, self.layout, h["max_gradient_elem"], h["max_gradient_norm"],
-               h["clip_gradients"], self._scratch["x"],
-               f"{type(self).__name__}(clip_gradients=...) result", plan.spans)
+        if h["max_gradient_elem"] or h["max_gradient_norm"] or h["clip_gradients"] is not None:
+            P.clip(g, self.layout, h["max_gradient_elem"], h["max_gradient_norm"],
+                   h["clip_gradients"], self._scratch["x"],
+                   f"{type(self).__name__}(clip_gradients=...) result", plan.spans)
 
     def _record(self, bad, plan, c, g, u):
         """Note where chunk ``c``'s gradient, or if it is finite its step ``u``, is not."""
@@ -1056,15 +1057,18 @@ class Optimizer:
             if self.monitor_gradients:
                 monitors.update(self._gradient_norms(self._gather_grads(grads, where)))
                 grads = _GATHERED
-            elif self._plan is not None and self._plan.one:
+            elif self._plan is not None and (self._plan.one or self._plan.prepass):
                 # autograd's gradient has the params' structure and shapes: gathered
                 # without the checks a caller's tree needs (its finiteness is checked
-                # in the update, as for any gradient)
+                # in the update, or here when the update draws numbers first)
                 try:
                     np.concatenate([v.ravel() for v in self.layout._get(grads)], out=self._g)
-                    grads = _GATHERED
                 except Exception:      # anything unusual: the checked gather explains it
                     pass
+                else:
+                    if self._plan.prepass:
+                        self._check_gradient()
+                    grads = _GATHERED
             self._batch = batch
             flat, lr, plan, new = self._advance(grads, where, True)
         finally:
