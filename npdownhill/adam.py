@@ -22,7 +22,7 @@ import numpy as np
 
 from . import hyper as H
 from .optimizer import Optimizer
-from .pipeline import ema, ema_square
+from .pipeline import ema
 from .registry import register
 
 __all__ = ["Adam", "AMSGrad", "AdamW", "Adamax", "NAdam", "RAdam"]
@@ -47,27 +47,49 @@ class _Moments(Optimizer):
     state_names = ("m", "v")
     compound_aliases = {"betas": ("beta1", "beta2")}    # torch's spelling
 
-    def _first_moment(self, g):
-        # m = b1 m + (1 - b1) g
-        return ema(self.state["m"], g, self.hyper["beta1"], self._tmp)
+    nonfinite_spreads = True
 
-    def _second_moment(self, g):
-        # v = b2 v + (1 - b2) g^2
-        return ema_square(self.state["v"], g, self.hyper["beta2"], self._tmp)
+    def _moments(self, *more):
+        """``b1, 1 - b1, b2, 1 - b2`` and ``more``, as the kernel's 0-d constants."""
+        b1, b2 = self._hyper["beta1"], self._hyper["beta2"]
+        return self._constants(b1, 1 - b1, b2, 1 - b2, *more)
 
-    def _divide(self, m, v, u, scale, bc2):
-        r"""``u = scale * m / (sqrt(v / bc2) + eps)``, or with ``epsilon_hat``
-        ``u = scale * sqrt(bc2) * m / (sqrt(v) + eps)``."""
-        eps = self.hyper["epsilon"]
-        if self.hyper.get("epsilon_hat"):
-            np.sqrt(v, out=u)
+    @staticmethod
+    def _update_moments(g, tmp, m, m_new, v, v_new, b1, a1, b2, a2):
+        """``m = b1 m + (1 - b1) g``;  ``v = b2 v + (1 - b2) g^2`` (as :func:`ema` and
+        :func:`~npdownhill.pipeline.ema_square` compute them), into the new state."""
+        np.multiply(g, a1, tmp)
+        np.add(np.multiply(m, b1, m_new), tmp, m_new)
+        np.multiply(np.multiply(g, g, tmp), a2, tmp)
+        np.add(np.multiply(v, b2, v_new), tmp, v_new)
+
+    def _adam_constants(self, t, lr):
+        """Adam's constants of update ``t``: ``b1, 1 - b1, b2, 1 - b2, bc2, eps, step``
+        with ``step = -lr / bc1`` (times ``sqrt(bc2)`` in the epsilon-hat form)."""
+        h = self._hyper
+        b1, b2 = h["beta1"], h["beta2"]
+        bc2 = 1 - b2 ** t
+        scale = lr / (1 - b1 ** t)
+        if h.get("epsilon_hat"):
             scale *= math.sqrt(bc2)
+        return self._constants(b1, 1 - b1, b2, 1 - b2, bc2, h["epsilon"], -scale)
+
+    @staticmethod
+    def _divide(m, v, u, tmp, bc2, eps, step, hat):
+        r"""``u = -lr / bc1 * m / (sqrt(v / bc2) + eps)``, or with ``epsilon_hat``
+        ``u = -lr / bc1 * sqrt(bc2) * m / (sqrt(v) + eps)``.
+
+        The square root is the first to write ``u``: its wait for ``u``'s
+        memory (a chunk of the gradient buffer, cold in the cache) overlaps the
+        slowest operation.
+        """
+        if hat:
+            np.sqrt(v, u)
         else:
-            np.divide(v, bc2, out=u)
-            np.sqrt(u, out=u)
-        u += eps
-        np.divide(m, u, out=u)
-        u *= scale
+            np.sqrt(np.divide(v, bc2, tmp), u)
+        np.add(u, eps, u)
+        np.divide(m, u, u)
+        np.multiply(u, step, u)
 
 
 @register
@@ -115,14 +137,27 @@ class Adam(_Moments):
         "epsilon_hat": H.Hyper(False, H.boolean, "Lasagne/Keras epsilon-hat form"),
     }
 
-    def _rule(self, g, u, t, lr):
-        b1, b2 = self.hyper["beta1"], self.hyper["beta2"]
-        m = self._first_moment(g)
-        v = self._second_moment(g)
-        self._divide(m, self._denominator_source(v), u, lr / (1 - b1 ** t), 1 - b2 ** t)
+    def _rule(self, t, lr, new):
+        b1, a1, b2, a2, bc2, eps, step = self._adam_constants(t, lr)
+        hat = self._hyper["epsilon_hat"]
 
-    def _denominator_source(self, v):
-        return v
+        def adam(g, u, tmp, m, m_new, v, v_new):
+            # m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2   (as ema and ema_square)
+            np.multiply(g, a1, tmp)
+            np.add(np.multiply(m, b1, m_new), tmp, m_new)
+            np.multiply(np.multiply(g, g, tmp), a2, tmp)
+            np.add(np.multiply(v, b2, v_new), tmp, v_new)
+            # u = -lr / bc1 * m / (sqrt(v / bc2) + eps), the square root first to write u
+            # (see _divide)
+            if hat:
+                np.sqrt(v_new, u)
+            else:
+                np.sqrt(np.divide(v_new, bc2, tmp), u)
+            np.add(u, eps, u)
+            np.divide(m_new, u, u)
+            np.multiply(u, step, u)
+
+        return adam
 
 
 @register
@@ -156,10 +191,17 @@ class AMSGrad(Adam):
     summary = "= torch `Adam(amsgrad=True)`"
     state_names = ("m", "v", "v_max")
 
-    def _denominator_source(self, v):
-        v_max = self.state["v_max"]
-        np.maximum(v_max, v, out=v_max)
-        return v_max
+    def _rule(self, t, lr, new):
+        b1, a1, b2, a2, bc2, eps, step = self._adam_constants(t, lr)
+        hat, moments, divide = self._hyper["epsilon_hat"], self._update_moments, self._divide
+
+        def amsgrad(g, u, tmp, m, m_new, v, v_new, v_max, v_max_new):
+            moments(g, tmp, m, m_new, v, v_new, b1, a1, b2, a2)
+            # v_max = max(v_max, v);  u = -lr / bc1 * m / (sqrt(v_max / bc2) + eps)
+            np.maximum(v_max, v_new, out=v_max_new)
+            divide(m_new, v_max_new, u, tmp, bc2, eps, step, hat)
+
+        return amsgrad
 
 
 @register
@@ -238,23 +280,28 @@ class Adamax(_Moments):
     }
     state_names = ("m", "w")
 
-    def _rule(self, g, u, t, lr):
-        h, tmp = self.hyper, self._tmp
-        w = self.state["w"]
-        m = self._first_moment(g)
-        # w = max(b2 w, |g|)   (torch: max(b2 w, |g| + eps))
-        np.abs(g, out=tmp)
-        w *= h["beta2"]
-        if h["epsilon_in_max"]:
-            tmp += h["epsilon"]
-            np.maximum(w, tmp, out=w)
-            np.copyto(u, w)
-        else:
-            np.maximum(w, tmp, out=w)
-            np.add(w, h["epsilon"], out=u)
-        # u = lr / bc1 * m / (w [+ eps])
-        np.divide(m, u, out=u)
-        u *= lr / (1 - h["beta1"] ** t)
+    def _rule(self, t, lr, new):
+        h = self._hyper
+        in_max = h["epsilon_in_max"]
+        b1, a1, b2, _, eps, step = self._moments(h["epsilon"], -(lr / (1 - h["beta1"] ** t)))
+
+        def adamax(g, u, tmp, m, m_new, w, w_new):
+            ema(m, g, b1, tmp, m_new, a1)
+            # w = max(b2 w, |g|)   (torch: max(b2 w, |g| + eps))
+            np.abs(g, tmp)
+            np.multiply(w, b2, w_new)
+            if in_max:
+                np.add(tmp, eps, tmp)
+                np.maximum(w_new, tmp, out=w_new)
+                np.divide(m_new, w_new, u)
+            else:
+                np.maximum(w_new, tmp, out=w_new)
+                np.add(w_new, eps, u)
+                np.divide(m_new, u, u)
+            # u = -lr / bc1 * m / (w [+ eps])
+            np.multiply(u, step, u)
+
+        return adamax
 
 
 @register
@@ -303,26 +350,31 @@ class NAdam(_Moments):
         spec["mu_product"] = np.ones((), np.float64)   # Pi_0 = 1
         return spec
 
-    def _rule(self, g, u, t, lr):
-        h, tmp = self.hyper, self._tmp
-        b1, psi = h["beta1"], h["momentum_decay"]
+    def _rule(self, t, lr, new):
+        h = self._hyper
+        b1, b2, eps, psi = h["beta1"], h["beta2"], h["epsilon"], h["momentum_decay"]
         mu = b1 * (1 - 0.5 * 0.96 ** (t * psi))
         mu_next = b1 * (1 - 0.5 * 0.96 ** ((t + 1) * psi))
-        product = self.state["mu_product"]
-        product *= mu
-        pi = float(product)
-        m = self._first_moment(g)
-        v = self._second_moment(g)
-        # d = sqrt(v / bc2) + eps
-        np.divide(v, 1 - h["beta2"] ** t, out=tmp)
-        np.sqrt(tmp, out=tmp)
-        tmp += h["epsilon"]
-        # u = lr (1 - mu) / (1 - Pi) g / d + lr mu_next / (1 - Pi mu_next) m / d
-        np.multiply(g, lr * (1 - mu) / (1 - pi), out=u)
-        u /= tmp
-        np.divide(m, tmp, out=tmp)
-        tmp *= lr * mu_next / (1 - pi * mu_next)
-        u += tmp
+        # Pi_t = Pi_{t-1} mu_t, into the new state
+        pi = float(np.multiply(self.state["mu_product"], mu, new["mu_product"]))
+        b1, a1, b2, a2, bc2, eps, step_g, step_m = self._moments(
+            1 - b2 ** t, eps, -(lr * (1 - mu) / (1 - pi)), -(lr * mu_next / (1 - pi * mu_next)))
+        moments = self._update_moments
+
+        def nadam(g, u, tmp, m, m_new, v, v_new):
+            moments(g, tmp, m, m_new, v, v_new, b1, a1, b2, a2)
+            # d = sqrt(v / bc2) + eps
+            np.divide(v_new, bc2, tmp)
+            np.sqrt(tmp, tmp)
+            np.add(tmp, eps, tmp)
+            # u = -lr (1 - mu) / (1 - Pi) g / d - lr mu_next / (1 - Pi mu_next) m / d
+            np.multiply(g, step_g, u)
+            np.divide(u, tmp, u)
+            np.divide(m_new, tmp, tmp)
+            np.multiply(tmp, step_m, tmp)
+            np.add(u, tmp, u)
+
+        return nadam
 
 
 @register
@@ -365,22 +417,32 @@ class RAdam(_Moments):
     name = "radam"
     summary = "= torch.optim.RAdam"
 
-    def _rule(self, g, u, t, lr):
-        h = self.hyper
-        b1, b2 = h["beta1"], h["beta2"]
-        m = self._first_moment(g)
-        v = self._second_moment(g)
+    def _rule(self, t, lr, new):
+        h = self._hyper
+        b1, b2, eps = h["beta1"], h["beta2"], h["epsilon"]
         bc1, bc2 = 1 - b1 ** t, 1 - b2 ** t
         rho_inf = 2 / (1 - b2) - 1
         rho_t = rho_inf - 2 * t * b2 ** t / bc2
-        if rho_t > 5:
+        adaptive = rho_t > 5
+        if adaptive:
             rect = math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf
                              / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
-            # u = lr r m / bc1 * sqrt(bc2) / (sqrt(v) + eps)
-            np.sqrt(v, out=u)
-            u += h["epsilon"]
-            np.divide(m, u, out=u)
-            u *= lr * rect * math.sqrt(bc2) / bc1
+            step = -(lr * rect * math.sqrt(bc2) / bc1)
         else:
-            # u = lr m / bc1
-            np.multiply(m, lr / bc1, out=u)
+            step = -(lr / bc1)
+        b1, a1, b2, a2, eps, step = self._moments(eps, step)
+        moments = self._update_moments
+
+        def radam(g, u, tmp, m, m_new, v, v_new):
+            moments(g, tmp, m, m_new, v, v_new, b1, a1, b2, a2)
+            if adaptive:
+                # u = -lr r m / bc1 * sqrt(bc2) / (sqrt(v) + eps)
+                np.sqrt(v_new, u)
+                np.add(u, eps, u)
+                np.divide(m_new, u, u)
+                np.multiply(u, step, u)
+            else:
+                # u = -lr m / bc1
+                np.multiply(m_new, step, u)
+
+        return radam

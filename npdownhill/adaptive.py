@@ -7,9 +7,13 @@ the step itself. The Adam family lives in :mod:`npdownhill.adam`.
 """
 
 import numpy as np
-from autograd import make_hvp
+from autograd import make_hvp, make_vjp
+from autograd.extend import vspace
+from autograd.tracer import getval
 
 from . import hyper as H
+from .diagnostics import explain_trace_error
+from .monitors import check_loss_value
 from .optimizer import Optimizer
 from .pipeline import ema, ema_square
 from .registry import register
@@ -101,28 +105,40 @@ class RMSProp(Optimizer):
             spec["f"] = 0.0          # the running mean of g, only for the centered form
         return spec
 
-    def _rule(self, g, u, t, lr):
-        h, tmp = self.hyper, self._tmp
-        rho, eps = h["rho"], h["epsilon"]
-        r = self.state["r"]
-        # r = rho r + (1 - rho) g^2
-        second = ema_square(r, g, rho, tmp)
-        if h["centered"]:
+    nonfinite_spreads = True
+
+    def _rule(self, t, lr, new):
+        h = self._hyper
+        inside = h["epsilon_inside"]
+        rho, eps, step = h["rho"], h["epsilon"], -lr
+
+        def scale(g, u, tmp, second):
+            # u = -lr g / sqrt(r + eps)   or   -lr g / (sqrt(r) + eps); the square root
+            # writes u first (see Adam)
+            if inside:
+                np.sqrt(np.add(second, eps, tmp), u)
+            else:
+                np.sqrt(second, u)
+                np.add(u, eps, u)
+            np.divide(g, u, u)
+            np.multiply(u, step, u)
+
+        rho, a, eps, step = self._constants(rho, 1 - rho, eps, step)
+
+        def rmsprop(g, u, tmp, r, r_new):
+            # r = rho r + (1 - rho) g^2
+            scale(g, u, tmp, ema_square(r, g, rho, tmp, r_new, a))
+
+        def centered(g, u, tmp, r, r_new, f, f_new):
+            ema_square(r, g, rho, tmp, r_new, a)
             # f = rho f + (1 - rho) g;  second moment -> variance r - f^2
-            f = ema(self.state["f"], g, rho, tmp)
-            np.multiply(f, f, out=tmp)
-            np.subtract(r, tmp, out=u)
-            np.maximum(u, 0, out=u)   # a variance: rounding must not make it negative
-            second = u
-        # u = lr g / sqrt(r + eps)   or   lr g / (sqrt(r) + eps)
-        if h["epsilon_inside"]:
-            np.add(second, eps, out=u)
-            np.sqrt(u, out=u)
-        else:
-            np.sqrt(second, out=u)
-            u += eps
-        np.divide(g, u, out=u)
-        u *= lr
+            ema(f, g, rho, tmp, f_new, a)
+            np.multiply(f_new, f_new, tmp)
+            np.subtract(r_new, tmp, tmp)
+            np.maximum(tmp, 0, out=tmp)   # a variance: rounding must not make it negative
+            scale(g, u, tmp, tmp)
+
+        return centered if h["centered"] else rmsprop
 
 
 def _initial_step(call, name, value):
@@ -224,27 +240,34 @@ class RProp(Optimizer):
             else:
                 s *= new / before
 
-    def _rule(self, g, u, t, lr):
-        h, tmp = self.hyper, self._tmp
-        s, previous = self.state["step_size"], self.state["previous"]
-        if not hasattr(self, "_grew"):
-            self._grew = np.empty(g.shape, bool)
-            self._flipped = np.empty(g.shape, bool)
-        grew, flipped = self._grew, self._flipped
-        # sign agreement of g_t and g_{t-1}
-        np.multiply(g, previous, out=tmp)
-        np.greater(tmp, 0, out=grew)
-        np.less(tmp, 0, out=flipped)
-        # s = s * eta+ where the sign held, s * eta- where it flipped, clipped
-        np.multiply(s, h["rprop_increase"], out=s, where=grew)
-        np.multiply(s, h["rprop_decrease"], out=s, where=flipped)
-        np.clip(s, h["rprop_min_step"], h["rprop_max_step"], out=s)
-        # after a flip: forget the gradient (no move now, fresh start next time)
-        np.copyto(previous, g)
-        np.copyto(previous, 0, where=flipped)
-        # u = s * sign(g)
-        np.sign(previous, out=u)
-        u *= s
+    def _rule(self, t, lr, new):
+        h = self._hyper
+        up, down, lo, hi = self._constants(h["rprop_increase"], h["rprop_decrease"],
+                                           h["rprop_min_step"], h["rprop_max_step"])
+        longest = self._plan.longest
+        grew_all = self._chunk_buffer("grew", longest, bool)
+        flipped_all = self._chunk_buffer("flipped", longest, bool)
+
+        def rprop(g, u, tmp, s, s_new, previous, previous_new):
+            grew, flipped = grew_all[:g.size], flipped_all[:g.size]
+            # sign agreement of g_t and g_{t-1}
+            np.multiply(g, previous, tmp)
+            np.greater(tmp, 0, grew)
+            np.less(tmp, 0, flipped)
+            # s = s * eta+ where the sign held, s * eta- where it flipped, clipped
+            np.copyto(s_new, s)
+            np.multiply(s_new, up, out=s_new, where=grew)
+            np.multiply(s_new, down, out=s_new, where=flipped)
+            np.clip(s_new, lo, hi, out=s_new)
+            # after a flip: forget the gradient (no move now, fresh start next time)
+            np.copyto(previous_new, g)
+            np.copyto(previous_new, 0, where=flipped)
+            # u = -s * sign(g)
+            np.sign(previous_new, u)
+            np.negative(u, u)
+            np.multiply(u, s_new, u)
+
+        return rprop
 
 
 @register
@@ -303,21 +326,27 @@ class ADAGRAD(Optimizer):
             # a_t = a_0 + sum g^2: a new a_0 shifts the accumulator by the difference
             self.state["accumulator"] += self.hyper["initial_accumulator"] - old["initial_accumulator"]
 
-    def _rule(self, g, u, t, lr):
-        h, tmp = self.hyper, self._tmp
-        a = self.state["accumulator"]
-        # a = a + g^2
-        np.multiply(g, g, out=tmp)
-        a += tmp
-        # u = lr g / sqrt(a + eps)   or   lr g / (sqrt(a) + eps)
-        if h["epsilon_inside"]:
-            np.add(a, h["epsilon"], out=u)
-            np.sqrt(u, out=u)
-        else:
-            np.sqrt(a, out=u)
-            u += h["epsilon"]
-        np.divide(g, u, out=u)
-        u *= lr
+    nonfinite_spreads = True
+
+    def _rule(self, t, lr, new):
+        h = self._hyper
+        inside = h["epsilon_inside"]
+        eps, step = self._constants(h["epsilon"], -lr)
+
+        def adagrad(g, u, tmp, a, a_new):
+            # a = a + g^2
+            np.multiply(g, g, tmp)
+            np.add(a, tmp, a_new)
+            # u = -lr g / sqrt(a + eps)   or   -lr g / (sqrt(a) + eps)
+            if inside:
+                np.sqrt(np.add(a_new, eps, tmp), u)
+            else:
+                np.sqrt(a_new, u)
+                np.add(u, eps, u)
+            np.divide(g, u, u)
+            np.multiply(u, step, u)
+
+        return adagrad
 
 
 AdaGrad = ADAGRAD
@@ -368,23 +397,27 @@ class ADADELTA(Optimizer):
     }
     state_names = ("grad_sq", "delta_sq")
 
-    def _rule(self, g, u, t, lr):
-        h, tmp = self.hyper, self._tmp
-        rho, eps = h["rho"], h["epsilon"]
-        a, x = self.state["grad_sq"], self.state["delta_sq"]
-        # a = rho a + (1 - rho) g^2
-        ema_square(a, g, rho, tmp)
-        # d = g sqrt(x + eps) / sqrt(a + eps)      (x of the previous step)
-        np.add(x, eps, out=u)
-        np.sqrt(u, out=u)
-        u *= g
-        np.add(a, eps, out=tmp)
-        np.sqrt(tmp, out=tmp)
-        u /= tmp
-        # x = rho x + (1 - rho) d^2
-        ema_square(x, u, rho, tmp)
-        # u = lr d
-        u *= lr
+    nonfinite_spreads = True
+
+    def _rule(self, t, lr, new):
+        h = self._hyper
+        rho, a1, eps, step = self._constants(h["rho"], 1 - h["rho"], h["epsilon"], -lr)
+
+        def adadelta(g, u, tmp, a, a_new, x, x_new):
+            # a = rho a + (1 - rho) g^2
+            ema_square(a, g, rho, tmp, a_new, a1)
+            # d = g sqrt(x + eps) / sqrt(a + eps)      (x of the previous step)
+            np.sqrt(np.add(x, eps, tmp), u)
+            np.multiply(u, g, u)
+            np.add(a_new, eps, tmp)
+            np.sqrt(tmp, tmp)
+            np.divide(u, tmp, u)
+            # x = rho x + (1 - rho) d^2
+            ema_square(x, u, rho, tmp, x_new, a1)
+            # u = -lr d
+            np.multiply(u, step, u)
+
+        return adadelta
 
 
 Adadelta = ADADELTA
@@ -449,26 +482,95 @@ class ESGD(Optimizer):
     }
     state_names = ("curvature",)
 
-    def _rule(self, g, u, t, lr):
-        h, tmp = self.hyper, self._tmp
-        rho = h["rho"]
-        D = self.state["curvature"]
-        # r ~ N(0, I) over the whole tree; Hr from autograd (a vjp of the gradient)
-        self._normal(tmp)
+    nonfinite_spreads = True
+
+    def _rule(self, t, lr, new):
+        h = self._hyper
+        rho, a, eps, step, bc = self._constants(h["rho"], 1 - h["rho"], h["epsilon"], -lr,
+                                                1 - h["rho"] ** t)
+        # r ~ N(0, I) over the whole tree, drawn into the buffer of the new D, which then
+        # holds Hr (from autograd: a vjp of the gradient) until the kernel overwrites it
+        product = new["curvature"]
+        self._normal(product)
+        self._hessian_product(product)
+
+        def esgd(g, u, tmp, D, D_new):
+            # D = rho D + (1 - rho) (Hr)^2
+            ema_square(D, D_new, rho, tmp, D_new, a)
+            # u = -lr g / (sqrt(D / (1 - rho^t)) + eps)
+            np.sqrt(np.divide(D_new, bc, tmp), u)
+            np.add(u, eps, u)
+            np.divide(g, u, u)
+            np.multiply(u, step, u)
+
+        return esgd
+
+    _probes = None
+
+    def _hessian_product(self, flat):
+        """Replace the flat vector ``flat`` by the Hessian of the loss times it.
+
+        :meth:`step` traces the gradient it computes, and that trace gives the
+        product (one backward pass); otherwise the gradient is traced here.
+        """
         layout = self.layout
-        if layout.plain:
+        if self._probes is None:
+            self._probes = {}
+        if self._traced is not None and self._traced[0] is self._batch:
+            hvp = self._traced[1]
+        elif layout.plain:
             hvp, _ = make_hvp(self.loss)(self.params, *self._batch)
-            product = hvp(layout.unflatten(tmp))
         else:                        # namedtuples: products over the list of leaves
             hvp, _ = make_hvp(self.differentiable_loss())(layout.match(self.params, "ESGD"),
                                                             *self._batch)
-            product = layout.tree_of(hvp(layout.views(tmp)))
-        layout.gather(product, u, "ESGD: Hessian-vector product")
-        # D = rho D + (1 - rho) (Hr)^2
-        ema_square(D, u, rho, tmp)
-        # u = lr g / (sqrt(D / (1 - rho^t)) + eps)
-        np.divide(D, 1 - rho ** t, out=u)
-        np.sqrt(u, out=u)
-        u += h["epsilon"]
-        np.divide(g, u, out=u)
-        u *= lr
+        probes = self._probes                  # the probe as a tree of views of ``flat``
+        probe = probes.get(id(flat))
+        if probe is None or probe[0] is not flat:
+            probe = probes[id(flat)] = (flat, layout.unflatten(flat) if layout.plain
+                                        else layout.views(flat))
+            if len(probes) > 2:
+                probes.clear()
+                probes[id(flat)] = probe
+        product = hvp(probe[1])
+        if not layout.plain:
+            product = layout.tree_of(product)
+        try:                                   # autograd's product has the params' shapes
+            np.concatenate([v.ravel() for v in layout._get(product)], out=flat)
+        except Exception:                      # else the checked gather explains it
+            layout.gather(product, flat, "ESGD: Hessian-vector product")
+
+    def _loss_and_grads(self, batch, call, params=None):
+        """The loss and gradient at the current params from a traced pass whose trace
+        is kept for this update's Hessian-vector product (see :meth:`_hessian_product`)."""
+        if params is not None:
+            return super()._loss_and_grads(batch, call, params)
+        layout = self.layout
+        loss = self.differentiable_loss()
+        point = self.params if layout.plain else layout.match(self.params, call)
+        seen, refused = [], []
+
+        cached, trace = self._vjp_of
+        if cached is not loss:
+            trace = make_vjp(loss)
+            self._vjp_of = (loss, trace)
+
+        def gradient(p, *data):
+            vjp, value = trace(p, *data)
+            try:
+                seen.append(check_loss_value(call, getval(value)))
+            except (TypeError, ValueError) as err:
+                refused.append(err)
+                raise
+            return vjp(vspace(value).ones())
+
+        try:
+            hvp, grads = make_vjp(gradient)(point, *batch)
+        except Exception as err:
+            if refused and err is refused[0]:
+                raise
+            explained = explain_trace_error(err, self.loss, (self.params, *batch))
+            if explained is None:
+                raise
+            raise explained from err
+        self._traced = (batch, hvp)
+        return float(seen[0]), grads if layout.plain else layout.tree_of(grads)

@@ -209,6 +209,16 @@ def _to_array(where, label, value):
     raise TypeError(f'{where}: {label} must be {allowed}; got {type(value).__name__}')
 
 
+def _sorted_batches(perm, step):
+    """The sorted indices of each batch of a pass: ``np.sort(perm[k * step:(k + 1) * step])``
+    for every ``k``, from one sort of the whole pass."""
+    full = len(perm) - len(perm) % step
+    rows = list(np.sort(perm[:full].reshape(-1, step), axis=1))
+    if full < len(perm):
+        rows.append(np.sort(perm[full:]))
+    return rows
+
+
 class Dataset:
     """Hand out minibatches of one or more arrays.
 
@@ -303,10 +313,12 @@ class Dataset:
         self._shuffle = bool(shuffle)
         self._position = 0        # index (within the pass) of the next sample
         self._perm = None         # permutation of the current pass, drawn lazily
+        self._rows = None         # (perm, its batches' sorted indices), see _sorted_batches
         self._batches_served = 0  # batches handed out since construction
 
         if callable(inputs) and not isinstance(inputs, (np.ndarray, list, tuple)):
             self._callable, self._arrays, self._storage = inputs, None, None
+            self._plain = False
             self._axis = axis
             self._n = self._step = self._batches_per_pass = None
             if iteration_size is None:
@@ -332,6 +344,9 @@ class Dataset:
         converted = [_to_array(where, label, x) for label, x in zip(self._labels, inputs)]
         self._arrays = [array for array, _ in converted]
         self._storage = [storage for _, storage in converted]
+        # plain in-memory ndarrays: batches are taken with ndarray.take directly
+        self._plain = all(storage == 'memory' and type(array) is np.ndarray
+                          for array, storage in converted)
         shapes = ', '.join(str(tuple(a.shape)) for a in self._arrays)
 
         ndim = min(len(a.shape) for a in self._arrays)
@@ -423,25 +438,59 @@ class Dataset:
         [[0, 1], [2, 3], [4], [0, 1]]
         """
         count = _check_int(f'{self._where}: batches(count={count!r})', 'count', count, 0)
+        if self._callable is None and self._plain and self._shuffle and self._step < self._n:
+            return self._shuffled_in_memory(count)
         return (self._next_batch() for _ in range(count))
+
+    def _shuffled_in_memory(self, count):
+        """:meth:`batches` of in-memory arrays, shuffled: the batches of
+        :meth:`_next_batch`, with what never changes looked up once."""
+        arrays, axis, step, n = self._arrays, self._axis, self._step, self._n
+        for _ in range(count):
+            start, perm, rows = self._position, self._perm, self._rows
+            if start % step:               # a position between batches (not made here)
+                yield self._next_batch()
+                continue
+            if perm is None:               # first batch of a pass
+                perm = self._perm = self._rng.permutation(n)
+            if rows is None or rows[0] is not perm:
+                rows = self._rows = (perm, _sorted_batches(perm, step))
+            index = rows[1][start // step]
+            if start + step < n:
+                self._position = start + step
+            else:
+                self._position, self._perm = 0, None   # the next pass draws a new permutation
+            self._batches_served += 1
+            yield tuple([a.take(index, axis) for a in arrays])
 
     def _next_batch(self):
         """Return the next batch and advance the position."""
         if self._callable is not None:
             batch = self._call()
         else:
-            start = self._position
-            stop = min(start + self._step, self._n)
+            start, step, n = self._position, self._step, self._n
+            stop = min(start + step, n)
             if self._shuffle:
-                if self._perm is None:  # first batch of a pass
-                    self._perm = self._rng.permutation(self._n)
-                index = np.sort(self._perm[start:stop])
+                perm = self._perm
+                if perm is None:        # first batch of a pass
+                    perm = self._perm = self._rng.permutation(n)
+                if start % step == 0:   # each batch's sorted indices, sorted once per pass
+                    rows = self._rows
+                    if rows is None or rows[0] is not perm:
+                        rows = self._rows = (perm, _sorted_batches(perm, step))
+                    index = rows[1][start // step]
+                else:
+                    index = np.sort(perm[start:stop])
             else:
                 index = slice(start, stop)
             if stop - start == self._n:  # one batch covers everything: no copy
                 index = slice(0, self._n)
-            batch = tuple(self._take(a, s, index)
-                          for a, s in zip(self._arrays, self._storage))
+            if self._plain and index.__class__ is not slice:
+                axis = self._axis
+                batch = tuple([a.take(index, axis) for a in self._arrays])
+            else:
+                batch = tuple(self._take(a, s, index)
+                              for a, s in zip(self._arrays, self._storage))
             self._position = stop if stop < self._n else 0
             if self._position == 0:
                 self._perm = None  # the next pass draws a new permutation
@@ -601,6 +650,18 @@ class Dataset:
                          permutation=np.array(perm, dtype=np.int64))
             _flatten('rng', self._rng.bit_generator.state, state)
         return state
+
+    def _snapshot(self):
+        """The iteration state, for :meth:`_rewind` (a run's validations start there)."""
+        rng = None if self._n is None else self._rng.bit_generator.state
+        return self._position, self._perm, self._batches_served, rng
+
+    def _rewind(self, snapshot):
+        """Go back to a :meth:`_snapshot` of this dataset (as :meth:`load_state_dict`
+        does with its :meth:`state_dict`, without the checks)."""
+        self._position, self._perm, self._batches_served, rng = snapshot
+        if rng is not None:
+            self._rng.bit_generator.state = rng
 
     def load_state_dict(self, state):
         """Restore a state saved by :meth:`state_dict`.

@@ -48,7 +48,9 @@ import linecache
 import math
 import operator
 import re
+import types
 import warnings
+import weakref
 
 import numpy as np
 import autograd.numpy as anp
@@ -130,6 +132,10 @@ def check_arity(fn, n_arrays, call, role="loss", data=None):
     n_arrays = operator.index(n_arrays)
     if n_arrays < 0:
         raise ValueError(f"check_arity: n_arrays must be >= 0; got {n_arrays}")
+    key = _signature_key(fn)
+    accepted = _ACCEPTED.get(fn, (None, ())) if key is not None else (None, ())
+    if accepted[0] == key and n_arrays in accepted[1]:
+        return None
     try:
         sig = inspect.signature(fn)
     except Exception:               # builtins / C callables without a signature
@@ -140,8 +146,27 @@ def check_arity(fn, n_arrays, call, role="loss", data=None):
     except TypeError:
         pass
     else:
+        if key is not None:
+            _ACCEPTED[fn] = (key, (accepted[1] if accepted[0] == key else frozenset())
+                             | {n_arrays})
         return None
     raise TypeError(_arity_message(fn, sig, n_arrays, call, role, data))
+
+
+#: Plain functions already seen to accept ``params`` plus so many arrays, with what
+#: their signature comes from (a signature check costs as much as a small update, and
+#: a run checks its loss for every dataset).
+_ACCEPTED = weakref.WeakKeyDictionary()
+
+
+def _signature_key(fn):
+    """What the signature of a plain function comes from, or ``None`` for other
+    callables (and functions that carry their own ``__signature__`` or ``__wrapped__``),
+    which are inspected every time."""
+    if type(fn) is not types.FunctionType or "__signature__" in fn.__dict__ \
+            or "__wrapped__" in fn.__dict__:
+        return None
+    return fn.__code__, fn.__defaults__, fn.__kwdefaults__
 
 
 def _arity_message(fn, sig, n_arrays, call, role, data):

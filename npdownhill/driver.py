@@ -185,6 +185,17 @@ def iterate(opt, train=None, valid=None, max_updates=None, **kwargs):
     return generator
 
 
+def _copy_generator(rng):
+    """A Generator in the same state as ``rng``, drawing the same numbers (a deep copy
+    costs ten times as much)."""
+    try:
+        bit_generator = type(rng.bit_generator)()
+        bit_generator.state = rng.bit_generator.state
+    except Exception:          # a bit generator of its own kind: copy the whole thing
+        return copy.deepcopy(rng)
+    return np.random.Generator(bit_generator)
+
+
 def _prepare(opt, train, valid, kwargs, call):
     """Check everything and make the Run; the hyperparameters are set last."""
     given, hyper = _split(opt, call, kwargs)
@@ -202,7 +213,7 @@ def _prepare(opt, train, valid, kwargs, call):
         options["batch_size"] = 0          # quasi-Newton rules take the whole data at once
     # the training shuffle is seeded from the optimizer's generator as the hyperparameters
     # will set it, drawn from a copy so that a refused call leaves the generator untouched
-    rng = np.random.default_rng(hyper["rng"]) if "rng" in hyper else copy.deepcopy(opt._rng)
+    rng = np.random.default_rng(hyper["rng"]) if "rng" in hyper else _copy_generator(opt._rng)
     train_set, valid_set = _make_datasets(train, valid, options, int(rng.integers(2 ** 63)))
     _check_signatures(opt, call, {"train": train_set, "valid": valid_set})
     if opt.full_batch:

@@ -59,9 +59,16 @@ class SGD(Optimizer):
         "learning_rate": H.learning_rate(1e-2),
     }
 
-    def _rule(self, g, u, t, lr):
-        # u = lr * g
-        np.multiply(g, lr, out=u)
+    nonfinite_spreads = True
+
+    def _rule(self, t, lr, new):
+        step, = self._constants(-lr)
+
+        def sgd(g, u, tmp):
+            # u = -lr g
+            np.multiply(g, step, u)
+
+        return sgd
 
 
 @register

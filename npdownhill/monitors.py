@@ -5,8 +5,13 @@ import numpy as np
 __all__ = ["check_loss_value", "parse_monitors", "evaluate_monitors"]
 
 
+_FLOAT_SCALARS = (float, np.float64, np.float32)
+
+
 def check_loss_value(call, value):
     """Refuse losses that are not real float scalars, naming the shape or type."""
+    if value.__class__ in _FLOAT_SCALARS:
+        return value
     shape = np.shape(value)
     if shape != ():
         raise ValueError(f"{call}: the loss must return a scalar; got an array of shape {shape} "

@@ -1,9 +1,10 @@
 """The engine: :class:`Optimizer`, its hyperparameters, state buffers and update verbs.
 
 An optimizer owns flat buffers laid out like the user's param tree (see
-:mod:`npdownhill.tree`): the gradient, the step, one buffer per state
-variable of its algorithm, and a scratch buffer. Each update runs this
-pipeline on the flat gradient ``g`` (DESIGN.md section 3)::
+:mod:`npdownhill.tree`): the gradient (which also takes the step), two
+buffers per state variable of its algorithm, and scratch the size of a
+chunk. Each update runs this pipeline on the flat gradient ``g`` (DESIGN.md
+section 3)::
 
     raw gradient            from autograd (``step``) or from the caller
     -> noise                g += N(0, sigma_t^2),  sigma_t = scale / (1 + t)^(decay / 2)
@@ -15,9 +16,15 @@ pipeline on the flat gradient ``g`` (DESIGN.md section 3)::
     -> weight decay         step -= lr * weight_decay * p      (decoupled)
     -> step                 p += step
 
-Every stage is a fixed number of whole-buffer NumPy operations written in
-place, whatever the number of leaves. Subclasses declare their
-hyperparameters and state buffers and implement :meth:`Optimizer._rule`.
+The update runs chunk by chunk (:attr:`Optimizer.chunk_bytes` of each
+buffer at a time, along leaves), every stage a fixed number of NumPy
+operations with ``out=`` on the chunk, so that its intermediates stay in the
+CPU cache and no update allocates a full-size temporary; a tree smaller than
+a chunk is one chunk, whatever its number of leaves. The new state goes into
+the second buffer of each state variable and is swapped in only when every
+chunk's step is finite, and the step is added to the params only then: a
+refused update changes nothing, without copying the state. Subclasses declare
+their hyperparameters and state buffers and implement :meth:`Optimizer._rule`.
 
 The engine knows nothing of datasets, epochs or checkpoints (torch.optim's
 ``Optimizer`` is the model). downhill's run verbs :meth:`~Optimizer.iterate`,
@@ -27,9 +34,6 @@ with :func:`install_run_layer` when the package is imported.
 """
 
 import math
-import operator
-from collections import deque
-
 import numpy as np
 from autograd import make_vjp
 from autograd.extend import vspace
@@ -88,6 +92,21 @@ def _run_layer():
     return _RUN_LAYER[0]
 
 
+#: ``_advance(_GATHERED, ...)``: the checked gradient is already in the gradient buffer.
+_GATHERED = object()
+
+
+class _Plan:
+    """What an update does until the hyperparameters or the state buffers change:
+    the chunks, the stages in use, and every view the update loop works on
+    (made by :meth:`Optimizer._make_plan`)."""
+
+    __slots__ = ("chunk_bytes", "n", "spans", "longest", "g", "x", "y", "ones", "states", "rows",
+                 "velocity", "nesterov", "mult", "mask", "max_elem", "params", "reread",
+                 "new_params", "in_velocity", "prepass", "check", "adders", "constants",
+                 "engine_constants", "one")
+
+
 class Optimizer:
     r"""Base class of every algorithm: hyperparameters, state and the gradient pipeline.
 
@@ -122,7 +141,10 @@ class Optimizer:
         saved one.
     state : dict of ndarray
         The algorithm's state buffers (flat, in the params' layout), only
-        those the current hyperparameters use.
+        those the current hyperparameters use. An update writes the new
+        state into a second set of buffers and swaps them in, so each entry
+        alternates between two arrays: look it up again after an update
+        rather than keeping the array.
     run : Run or None
         The latest training run (:meth:`iterate` / :meth:`minimize`), with
         its history, best parameters and stop reason.
@@ -194,6 +216,14 @@ class Optimizer:
     full_batch = False
     #: Why the algorithm stopped itself, e.g. ``'gtol'``; the first-order rules never do.
     converged = ""
+    #: Bytes of each buffer an update works on at a time (a chunk): small enough for the
+    #: chunk's intermediates to stay in the CPU cache, large enough for NumPy's per-call
+    #: cost not to count. Trees smaller than a chunk are updated in one piece.
+    chunk_bytes = 1 << 18
+    #: True when the rule guarantees that a non-finite gradient element makes the same
+    #: element of its step non-finite; then the step's finiteness check also vouches for
+    #: the gradient's, and the gradient is looked at only when a step is refused.
+    nonfinite_spreads = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -226,20 +256,24 @@ class Optimizer:
         self.explicit = set()
         self.run = None
         self.state = {}
-        n = self.layout
-        self._g = n.zeros()        # the processed gradient
-        self._g_views = n.views(self._g)
-        self._step = n.empty()     # what gets added to the params
-        self._tmp = n.empty()      # scratch
-        self._p = n.packed if n.packed is not None else n.empty()   # params, flat
-        self._add_step = n.adder(self._step)
+        self._g = self.layout.zeros()   # the gradient buffer; scratch for the step
+        self._g_views = self.layout.views(self._g)
+        self._holds_g = self.layout.identity_check(self._g_views)
         self._updates = np.zeros((), np.int64)   # updates applied (an array: see get_updates)
         self._rng = np.random.default_rng()
         self._mult = None
         self._mask = None
         self._batch = ()
-        self._backup = None        # copies of the state, to undo a failed update
+        self._plan = None          # what an update does; made afresh when the setup changes
+        self._pairs = {}           # {name: (buffer, buffer)}: each state buffer and its spare
+        self._parity = 0           # state[name] is _pairs[name][_parity]
+        self._scratch = {}         # chunk-sized scratch buffers, by name
+        self._traced = None        # ESGD: a traced gradient for Hessian-vector products
         self._arity_checked = set()  # batch lengths the loss and monitors were checked for
+        self._calls = {verb: (f"{call}.{verb}", f"{call}.{verb}(grads)")
+                       for verb in ("update", "apply", "get_updates")}
+        self._calls["step"] = (f"{call}.step", f"{call}.step: gradient")
+        self._vjp_of = (None, None)   # (loss, make_vjp(loss)), made once per loss
         self.last_learning_rate = None
         self._commit_hyper(call, self.check_hyperparameters(call, kwargs), initial=True)
 
@@ -351,6 +385,16 @@ class Optimizer:
             if changed:
                 self._hyper_changed(old, changed)
 
+    @property
+    def hyper(self):
+        """The current hyperparameters by canonical name (a dict)."""
+        return self._hyper
+
+    @hyper.setter
+    def hyper(self, value):
+        self._hyper = value
+        self._plan = None           # what an update does depends on them
+
     def _check_hyper(self, call, hyper):
         """Cross-checks between hyperparameters; subclasses extend it."""
 
@@ -395,6 +439,9 @@ class Optimizer:
         for name, init in spec.items():
             if name not in self.state or self.state[name].shape != self.buffer_shape(init):
                 self.state[name] = self._new_buffer(init)
+        self._pairs = {name: pair for name, pair in self._pairs.items()
+                       if self.state.get(name) is pair[self._parity]}
+        self._plan = None
 
     def buffer_shape(self, init):
         """The shape of the buffer a :meth:`_state_spec` entry describes."""
@@ -411,100 +458,462 @@ class Optimizer:
         buf.fill(init)
         return buf
 
+    def _buffers(self):
+        """Every array the optimizer holds for its updates, each once: the state and its
+        spare buffers, the gradient buffer, the multipliers and mask, scratch."""
+        held = [self._g, *self.state.values(), *self._scratch.values(), self._mult, self._mask]
+        for pair in self._pairs.values():
+            held.extend(pair)
+        unique = {}
+        for array in held:
+            if array is not None:
+                base = array if array.base is None else array.base
+                unique[id(base)] = base
+        return list(unique.values())
+
     @property
     def updates(self):
         """Number of updates applied so far (int)."""
         return int(self._updates)
 
     # -- the update rule --------------------------------------------------
-    def _rule(self, g, u, t, lr):
-        """Write into ``u`` the amount the algorithm would subtract from the params.
+    def _rule(self, t, lr, new):
+        """The kernel of update ``t``: what the algorithm does to one chunk.
+
+        Called once per update, after the stages before the rule; computes
+        what depends only on ``t`` and the hyperparameters and returns
+        ``kernel(g, u, tmp, *state)``, which the update loop calls on every
+        chunk. The kernel writes into ``u`` the algorithm's step, the
+        negative of the amount it would subtract (``-lr g`` for SGD), and
+        the new state: ``state`` holds, for each flat state buffer of the
+        algorithm (those of the layout's size, in the state's order, without
+        the velocity of momentum), its chunk before the update and the chunk
+        to write its new value into, ``m, m_new, v, v_new, ...``. ``g`` is
+        read only; ``tmp`` is scratch; all are distinct arrays of one length.
 
         Parameters
         ----------
-        g : ndarray
-            The processed flat gradient (read only for the rule).
-        u : ndarray
-            Output buffer.
         t : int
             The update number, starting at 1.
         lr : float
             The learning rate for this update.
+        new : dict of ndarray
+            The buffers the new state goes into, by name. State of another
+            shape (NAdam's scalar product) is read from ``self.state`` and
+            written here directly.
+
+        Returns
+        -------
+        callable
         """
         raise NotImplementedError(f"{type(self).__name__} does not define an update rule")
 
-    def _advance(self, g, step):
-        """Run the pipeline on the flat gradient ``g``; write the step into ``step``.
+    def _chunk_elements(self):
+        """Elements per chunk: :attr:`chunk_bytes` of the layout's dtype."""
+        return max(1, int(self.chunk_bytes) // self.layout.dtype.itemsize)
 
-        Advances the state and the update counter. Raises
-        :class:`NonFiniteError` (with nothing applied) if the step is not finite.
+    def _chunk_buffer(self, name, length, dtype=None):
+        """A scratch buffer of ``length`` elements, kept under ``name`` between updates."""
+        dtype = self.layout.dtype if dtype is None else np.dtype(dtype)
+        buf = self._scratch.get(name)
+        if buf is None or buf.size != length or buf.dtype != dtype:
+            buf = self._scratch[name] = np.empty(length, dtype)
+            if name == "ones":
+                buf.fill(1)
+        return buf
+
+    def _make_plan(self):
+        """Fix what the next updates do: the chunks, the stages in use, every view.
+
+        Made at the first update after the hyperparameters or the state
+        buffers changed. Allocates the spare state buffers (the new state of
+        an update goes there and is swapped in when the update succeeds) and
+        the chunk-sized scratch buffers.
         """
-        h, tmp = self.hyper, self._tmp
+        layout, h = self.layout, self._hyper
+        spans = layout.chunks(self._chunk_elements())
+        n = len(spans)
+        longest = max(stop - start for start, stop, *_ in spans)
+
+        def cut(buf):
+            if buf is None:
+                return None
+            return [buf] if n == 1 else [buf[start:stop] for start, stop, *_ in spans]
+
+        def chunks_of(buf):                  # a chunk-sized buffer, cut to each chunk's length
+            return [buf] if n == 1 else [buf[:stop - start] for start, stop, *_ in spans]
+
+        plan = _Plan()
+        plan.chunk_bytes, plan.n, plan.spans, plan.longest = self.chunk_bytes, n, spans, longest
+        plan.g = cut(self._g)
+        plan.x = chunks_of(self._chunk_buffer("x", longest))
+        plan.y = chunks_of(self._chunk_buffer("y", longest))
+        plan.ones = chunks_of(self._chunk_buffer("ones", longest))
+        # every state buffer and its spare; the current one is pair[parity]
+        pairs = {}
+        for name, buf in self.state.items():
+            pair = self._pairs.get(name)
+            if pair is None or pair[self._parity] is not buf:
+                spare = np.empty_like(buf)
+                pair = (buf, spare) if self._parity == 0 else (spare, buf)
+            pairs[name] = pair
+        self._pairs = pairs
+        plan.states = [{name: pair[k] for name, pair in pairs.items()} for k in (0, 1)]
+        flat = [name for name, buf in self.state.items()
+                if name != "velocity" and buf.shape == (layout.size,)]
+        views = [{name: cut(plan.states[k][name]) for name in list(flat) + ["velocity"]
+                  if name in plan.states[k]} for k in (0, 1)]
+        plan.rows = [[tuple(view for name in flat for view in (views[k][name][c], views[1 - k][name][c]))
+                      for c in range(n)] for k in (0, 1)]
+        momentum = "velocity" in self.state
+        plan.velocity = [list(zip(views[k]["velocity"], views[1 - k]["velocity"])) if momentum
+                         else None for k in (0, 1)]
+        plan.nesterov = bool(h["nesterov"])
+        plan.mult, plan.mask = cut(self._mult), cut(self._mask)
+        plan.max_elem = h["max_gradient_elem"]
+        plan.params, plan.reread = self._param_chunks(spans) if h["weight_decay"] else (None, None)
+        plan.in_velocity = momentum and not plan.nesterov and plan.params is None and plan.mask is None
+        # with weight decay reading each chunk's params anyway, the loop can write the new
+        # params into the gradient buffer, and the end of the update copies them over
+        plan.new_params = (plan.params is not None and plan.reread is None
+                           and all(p.__class__ is np.ndarray for p in plan.params))
+        # what needs the whole gradient before the chunk loop: its finiteness before any
+        # noise is drawn, norms over a leaf or the tree, a callable, a Hessian product
+        plan.prepass = bool(h["gradient_noise_scale"] or h["max_gradient_norm"]
+                            or h["clip_gradients"] is not None or self.needs_loss)
+        # without the rule's guarantee that a non-finite gradient element gives a
+        # non-finite step (or with elementwise clipping, which can make it finite), each
+        # chunk's gradient is checked before it is used
+        plan.check = not self.nonfinite_spreads or bool(plan.max_elem)
+        plan.adders = {}
+        plan.constants, plan.engine_constants = [], []
+        plan.one = n == 1 and not plan.prepass
+        self._plan = plan
+        return plan
+
+    def _constants(self, *values, held=None):
+        """The numbers as 0-d arrays of the layout's dtype, for the rule's kernel.
+
+        NumPy takes a 0-d array operand about twice as fast as a Python float
+        (no conversion on every call), and computes the same: a Python float
+        meets a flat buffer as that buffer's dtype. The arrays belong to the
+        plan and are overwritten at the next update.
+        """
+        held = self._plan.constants if held is None else held
+        if len(held) != len(values):
+            if len(held) < len(values):
+                held.extend(np.zeros((), self.layout.dtype)
+                            for _ in range(len(values) - len(held)))
+            for array, value in zip(held, values):
+                array[()] = value
+            return held[:len(values)]
+        for array, value in zip(held, values):
+            array[()] = value
+        return held
+
+    def _param_chunks(self, spans):
+        """The params of each chunk, for weight decay: a flat view, or the leaves to
+        gather; and the flat buffer to read all the params into first, or ``None``."""
+        layout = self.layout
+        if layout.packed is not None:
+            return [layout.packed[start:stop] for start, stop, *_ in spans], None
+        out = []
+        for start, stop, first, last, lo, hi in spans:
+            leaves = layout.arrays[first:last]
+            if lo is not None:               # a piece of one large leaf
+                if not leaves[0].flags.c_contiguous:
+                    # no flat view of a strided leaf: read all the params each update
+                    whole = self._chunk_buffer("params", layout.size)
+                    return [whole[a:b] for a, b, *_ in spans], whole
+                out.append(leaves[0].reshape(-1)[lo:hi])
+            elif len(leaves) == 1 and leaves[0].flags.c_contiguous:
+                out.append(leaves[0].reshape(-1))
+            elif all(leaf.flags.c_contiguous for leaf in leaves):
+                out.append([leaf.reshape(-1) for leaf in leaves])   # flat views, to gather
+            else:
+                whole = self._chunk_buffer("params", layout.size)
+                return [whole[a:b] for a, b, *_ in spans], whole
+        return out, None
+
+    def _sources(self, grads, where, plan):
+        """Each chunk's gradient, read where the caller's arrays hold it.
+
+        A chunk inside one contiguous leaf of the layout's dtype is a view of
+        that array; otherwise a list of the leaves (or a piece of a copy) to
+        gather into scratch.
+        """
+        values = self.layout.leaves_of(grads, where)
+        dtype, mine = self.layout.dtype, self._g
+        flats, out = {}, []
+        for start, stop, first, last, lo, hi in plan.spans:
+            if last - first > 1:
+                out.append([np.ravel(v) for v in values[first:last]])
+                continue
+            flat = flats.get(first)
+            if flat is None:
+                v = values[first]
+                if (type(v) is np.ndarray and v.dtype == dtype and v.flags.c_contiguous
+                        and v.base is not mine):
+                    flat = v.reshape(-1)
+                else:                         # gathered (and cast) into scratch
+                    flat = [np.ravel(v)]
+                flats[first] = flat
+            if flat.__class__ is list:
+                out.append(flat if lo is None else [flat[0][lo:hi]])
+            else:
+                out.append(flat if lo is None else flat[lo:hi])
+        return out
+
+    def _advance(self, grads, where, new_params=False):
+        """Run one update's pipeline, committing nothing; return ``(flat, lr, plan, new)``.
+
+        ``grads`` is a gradient tree (``where`` names it in messages) or
+        ``_GATHERED`` when the checked gradient is already in the gradient
+        buffer. Every stage runs chunk by chunk; the new state goes into the
+        spare buffers and the step into the flat buffer ``flat``, and
+        :meth:`_commit` swaps the new state in. With ``new_params`` the loop
+        may instead write the new params into ``flat`` (then ``new`` is
+        True). Raises :class:`NonFiniteError` if the gradient or the step is
+        not finite, with nothing changed (but random numbers drawn stay drawn).
+        """
+        plan = self._plan
+        if plan is None or plan.chunk_bytes != self.chunk_bytes:
+            plan = self._make_plan()
+        h = self._hyper
         t = int(self._updates)
-        lr = self._scheduled("learning_rate", t)
-        mu = self._scheduled("momentum", t)
+        lr = h["learning_rate"]
+        if callable(lr):
+            lr = self._scheduled("learning_rate", t)
+        mu = h["momentum"]
+        if callable(mu):
+            mu = self._scheduled("momentum", t)
+        if plan.one:
+            return self._advance_one(plan, grads, where, new_params, h, t, lr, mu)
+        # each chunk's gradient: in the gradient buffer ("ours": stages work in place
+        # there), or read from the caller's arrays where they are
+        ours, checked = True, grads is _GATHERED
+        if checked or self._holds_g(grads):
+            pass
+        elif plan.n == 1 or plan.prepass:
+            self.layout.gather(grads, self._g, where)
+        else:
+            ours, src = False, self._sources(grads, where, plan)
+        mult, max_elem, check = plan.mult, plan.max_elem, plan.check
+        if plan.prepass:
+            if not checked:
+                self._check_gradient()
+            self._prepare(plan, t)
+            mult, max_elem, check = None, 0, False
+        if ours:       # the gradient is in the buffer: the rule writes into scratch
+            src, u_, t_, s_ = plan.g, plan.x, plan.y, plan.g
+        else:          # the rule writes straight into the buffer
+            u_, t_, s_ = plan.g, plan.x, plan.y
+        parity = self._parity
+        kernel = self._rule(t + 1, lr, plan.states[parity ^ 1])
+        rows, velocity, params, mask = plan.rows[parity], plan.velocity[parity], plan.params, plan.mask
+        if velocity is not None:
+            nesterov, in_velocity = plan.nesterov, plan.in_velocity
+        if velocity is not None or params is not None:
+            mu, factor = self._constants(mu, lr * h["weight_decay"], held=plan.engine_constants)
+        if params is not None:
+            if plan.reread is not None:
+                self.layout.read(plan.reread)
+            new_params = new_params and plan.new_params
+        else:
+            new_params = False
+        store = ours and plan.n > 1 and not plan.in_velocity
+        ones, dot, isfinite = plan.ones, np.dot, math.isfinite
+        bad = None
+        for c in range(plan.n):
+            g = src[c]
+            if g.__class__ is list:           # gather the chunk's leaves (casting="same_kind")
+                g = np.concatenate(g, 0, s_[c])
+            if check and not (isfinite(dot(g, ones[c])) or P.finite(g)):
+                bad = self._record(bad, plan, c, g, None)
+                continue
+            # per-leaf multipliers (0 for frozen leaves), elementwise clipping
+            if mult is not None:
+                g = np.multiply(g, mult[c], s_[c])
+            if max_elem:
+                g = np.clip(g, -max_elem, max_elem, out=s_[c])
+            # the rule: u = its step, the new state into the spare buffers
+            u, tmp = u_[c], t_[c]
+            kernel(g, u, tmp, *rows[c])
+            # momentum: v = mu v + u; step = v (classical) or mu v + u (Nesterov)
+            if velocity is not None:
+                old, new = velocity[c]
+                np.multiply(old, mu, new)
+                np.add(new, u, new)
+                if nesterov:
+                    np.add(np.multiply(new, mu, tmp), u, u)
+                elif in_velocity:
+                    u = new
+                else:
+                    np.copyto(u, new)
+            # decoupled weight decay: step -= lr * wd * p
+            if params is not None:
+                p = params[c]
+                if p.__class__ is list:
+                    p = np.concatenate(p, 0, tmp)
+                np.subtract(u, np.multiply(p, factor, tmp), u)
+            if mask is not None:
+                np.multiply(u, mask[c], u)    # frozen leaves never move
+            # the step's finiteness (a sum: NaN and inf propagate; an exact look if it
+            # overflowed)
+            if not (isfinite(dot(u, ones[c])) or P.finite(u)):
+                bad = self._record(bad, plan, c, g, u)
+            elif new_params:
+                np.add(p, u, plan.g[c])
+            elif store:
+                np.copyto(plan.g[c], u)
+        if bad is not None:
+            self._refuse(bad, t)
+        if plan.in_velocity:
+            return plan.states[parity ^ 1]["velocity"], lr, plan, False
+        if ours and plan.n == 1 and not new_params:
+            return plan.x[0], lr, plan, False
+        return self._g, lr, plan, new_params
+
+    def _advance_one(self, plan, grads, where, new_params, h, t, lr, mu):
+        """:meth:`_advance` for a tree that is one chunk and needs no pass before the
+        rule: the same stages in the same order, without the chunk loop."""
+        g = self._g
+        if grads is not _GATHERED and not self._holds_g(grads):
+            self.layout.gather(grads, g, where)
+        u, tmp, ones = plan.x[0], plan.y[0], plan.ones[0]
+        if plan.check and not (math.isfinite(np.dot(g, ones)) or P.finite(g)):
+            self._refuse(self._record(None, plan, 0, g, None), t)
+        if plan.mult is not None:
+            np.multiply(g, plan.mult[0], g)
+        if plan.max_elem:
+            np.clip(g, -plan.max_elem, plan.max_elem, out=g)
+        parity = self._parity
+        self._rule(t + 1, lr, plan.states[parity ^ 1])(g, u, tmp, *plan.rows[parity][0])
+        velocity, params, flat = plan.velocity[parity], plan.params, u
+        if velocity is not None or params is not None:
+            mu, factor = self._constants(mu, lr * h["weight_decay"], held=plan.engine_constants)
+        if velocity is not None:
+            old, new = velocity[0]
+            np.multiply(old, mu, new)
+            np.add(new, u, new)
+            if plan.nesterov:
+                np.add(np.multiply(new, mu, tmp), u, u)
+            elif plan.in_velocity:
+                u = flat = new
+            else:
+                np.copyto(u, new)
+        if params is not None:
+            p = params[0]
+            if p.__class__ is list:
+                p = np.concatenate(p, 0, tmp)
+            elif plan.reread is not None:
+                p = self.layout.read(plan.reread)
+            np.subtract(u, np.multiply(p, factor, tmp), u)
+        if plan.mask is not None:
+            np.multiply(u, plan.mask[0], u)
+        if not (math.isfinite(np.dot(u, ones)) or P.finite(u)):
+            self._refuse(self._record(None, plan, 0, g, u), t)
+        if new_params and plan.new_params:
+            np.add(p, u, g)
+            return g, lr, plan, True
+        return flat, lr, plan, False
+
+    def _commit(self, plan, lr):
+        """Swap in the new state of the update :meth:`_advance` computed; count it."""
+        self._parity ^= 1
+        self.state.update(plan.states[self._parity])
+        self._updates[()] += 1
+        self.last_learning_rate = lr
+
+    def _add(self, plan, flat, new):
+        """Add the flat step ``flat`` to the params in place (or, if ``new``, copy the
+        new params over them)."""
+        if new:
+            self.layout.write(flat)
+            return
+        add = plan.adders.get(id(flat))
+        if add is None:
+            add = plan.adders[id(flat)] = self.layout.adder(flat)
+        add()
+        return
+
+    def _check_gradient(self):
+        """Refuse a non-finite gradient in the gradient buffer before anything is drawn."""
+        if not P.finite(self._g):
+            leaves = self._nonfinite_leaves(self._g)
+            raise NonFiniteError(
+                f"{type(self).__name__}: non-finite gradient in {P.leaf_list(leaves)} at update "
+                f"{self.updates + 1}; nothing was applied", "gradient", leaves, self.updates)
+
+    def _prepare(self, plan, t):
+        """The stages before the rule on the whole gradient buffer: noise, multipliers,
+        clipping (for the norms and the callable that need the whole gradient)."""
+        h, g = self._hyper, self._g
         # noise: g += N(0, sigma^2) with sigma = scale / (1 + t)^(decay / 2)
         if h["gradient_noise_scale"]:
             sigma = h["gradient_noise_scale"] / (1.0 + t) ** (h["gradient_noise_decay"] / 2)
-            self._normal(tmp)
-            tmp *= sigma
-            g += tmp
+            for chunk, noise in zip(plan.g, plan.x):
+                self._normal(noise)
+                np.multiply(noise, sigma, noise)
+                np.add(chunk, noise, chunk)
         # per-leaf multipliers; frozen leaves get 0
         if self._mult is not None:
-            g *= self._mult
+            np.multiply(g, self._mult, g)
         # clipping: elementwise, per leaf, then the whole tree
-        P.clip(g, self.layout, h["max_gradient_elem"], h["max_gradient_norm"],
-               h["clip_gradients"], tmp, f"{type(self).__name__}(clip_gradients=...) result")
-        backup = self._save_state()
-        try:
-            # the algorithm's rule: u, the amount it would subtract (written into step)
-            self._rule(g, step, t + 1, lr)
-            # momentum: v = mu v - u; step = v (classical) or mu v - u (Nesterov)
-            P.momentum(step, self.state.get("velocity"), mu, h["nesterov"], tmp)
-            # decoupled weight decay: step -= lr * wd * p
-            if h["weight_decay"]:
-                p = self._p if self.layout.packed is not None else self.layout.read(self._p)
-                P.weight_decay(step, p, lr * h["weight_decay"], tmp)
-            if self._mask is not None:
-                step *= self._mask           # frozen leaves never move
-            if not P.finite(step):
-                leaves = self._nonfinite_leaves(step)
-                raise NonFiniteError(
-                    f"{type(self).__name__}: update {t + 1} produced a non-finite step in "
-                    f"{P.leaf_list(leaves)} although the gradient was finite; nothing was "
-                    "applied", "step", leaves, t)
-        except BaseException:
-            # undo: the state is as it was before this update (the random generator
-            # is not rewound: noise and ESGD's probes already drawn stay drawn)
-            deque(map(np.copyto, backup[0], backup[1]), maxlen=0)
-            raise
-        self._updates += 1
-        self.last_learning_rate = lr
-        return step
+        if h["max_gradient_elem"] or h["max_gradient_norm"] or h["clip_gradients"] is not None:
+            P.clip(g, self.layout, h["max_gradient_elem"], h["max_gradient_norm"],
+                   h["clip_gradients"], self._scratch["x"],
+                   f"{type(self).__name__}(clip_gradients=...) result", plan.spans)
 
-    def _save_state(self):
-        """Copy every state buffer into backups allocated once; return (state, backups)."""
-        backup = self._backup
-        if (backup is None or len(backup[0]) != len(self.state)
-                or not all(map(operator.is_, backup[0], self.state.values()))):
-            buffers = list(self.state.values())      # the state dict changed: new backups
-            backup = self._backup = (buffers, [np.empty_like(b) for b in buffers])
-        deque(map(np.copyto, backup[1], backup[0]), maxlen=0)
-        return backup
+    def _record(self, bad, plan, c, g, u):
+        """Note where chunk ``c``'s gradient, or if it is finite its step ``u``, is not."""
+        if bad is None:
+            bad = (np.zeros(self.layout.size, bool), np.zeros(self.layout.size, bool))
+        start, stop = plan.spans[c][:2]
+        if u is None or not P.finite(g):
+            bad[0][start:stop] |= ~np.isfinite(g)
+        else:
+            bad[1][start:stop] |= ~np.isfinite(u)
+        return bad
+
+    def _refuse(self, bad, t):
+        """Raise the :class:`NonFiniteError` for what :meth:`_record` noted."""
+        name = type(self).__name__
+        nonfinite_gradient, nonfinite_step = bad
+        if nonfinite_gradient.any():
+            leaves = self._marked_leaves(nonfinite_gradient)
+            raise NonFiniteError(
+                f"{name}: non-finite gradient in {P.leaf_list(leaves)} at update "
+                f"{self.updates + 1}; nothing was applied", "gradient", leaves, self.updates)
+        leaves = self._marked_leaves(nonfinite_step)
+        raise NonFiniteError(
+            f"{name}: update {t + 1} produced a non-finite step in {P.leaf_list(leaves)} "
+            "although the gradient was finite; nothing was applied", "step", leaves, t)
+
+    def _marked_leaves(self, mask):
+        return [name for name, view in zip(self.layout.names, self.layout.views(mask)) if view.any()]
 
     def _normal(self, out):
-        """Fill ``out`` with standard normal draws from the optimizer's generator.
+        """Fill the flat ``out`` with standard normal draws from the optimizer's generator.
 
-        The draws are always float64 (then cast), so a seed gives the same
-        numbers whatever the dtype of the params.
+        The draws are always float64 (then cast, a chunk at a time), so a
+        seed gives the same numbers whatever the dtype of the params.
         """
         if out.dtype == np.float64:
             self._rng.standard_normal(out=out)
+            return
+        # the draws go through the bytes of the scratch buffer y, which is free whenever
+        # numbers are drawn (before the rule's kernel runs)
+        spare = self._scratch.get("y")
+        if spare is not None and spare.nbytes >= 8 and not np.may_share_memory(spare, out):
+            draws = spare.view(np.uint8)[:spare.nbytes - spare.nbytes % 8].view(np.float64)
         else:
-            if getattr(self, "_normal64", None) is None:
-                self._normal64 = np.empty(out.shape)
-            self._rng.standard_normal(out=self._normal64)
-            np.copyto(out, self._normal64, casting="same_kind")
+            draws = self._chunk_buffer("normal64", min(out.size, self._chunk_elements()),
+                                       np.float64)
+        for start in range(0, out.size, draws.size):
+            part = draws[:min(draws.size, out.size - start)]
+            self._rng.standard_normal(out=part)
+            np.copyto(out[start:start + part.size], part, casting="same_kind")
 
     def _nonfinite_leaves(self, flat):
         bad = [not np.isfinite(view).all() for view in self.layout.views(flat)]
@@ -518,11 +927,7 @@ class Optimizer:
     def _gather_grads(self, grads, where):
         """Copy a gradient tree into the flat gradient buffer, refusing non-finite values."""
         g = self.layout.gather(grads, self._g, where, self._g_views)
-        if not P.finite(g):
-            leaves = self._nonfinite_leaves(g)
-            raise NonFiniteError(
-                f"{type(self).__name__}: non-finite gradient in {P.leaf_list(leaves)} at update "
-                f"{self.updates + 1}; nothing was applied", "gradient", leaves, self.updates)
+        self._check_gradient()
         return g
 
     def check_batch(self, n_arrays, call, data=None):
@@ -563,8 +968,12 @@ class Optimizer:
             layout = self.layout
             loss = self.differentiable_loss()
             point = layout.match(params, call)
+        cached, trace = self._vjp_of
+        if cached is not loss:
+            trace = make_vjp(loss)
+            self._vjp_of = (loss, trace)
         try:
-            vjp, value = make_vjp(loss)(point, *batch)
+            vjp, value = trace(point, *batch)
         except Exception as err:
             explained = explain_trace_error(err, self.loss, (params, *batch))
             if explained is None:
@@ -593,9 +1002,12 @@ class Optimizer:
         """Loss value and gradient tree at the current params; a non-finite loss is refused."""
         loss, grads = self._loss_and_grads(batch, call)
         if not math.isfinite(loss):
-            raise NonFiniteError(f"{type(self).__name__}: the loss is {loss} at update "
-                                 f"{self.updates + 1}; nothing was applied", "loss", (), self.updates)
+            self._value_and_grad_refused(loss)
         return loss, grads
+
+    def _value_and_grad_refused(self, loss):
+        raise NonFiniteError(f"{type(self).__name__}: the loss is {loss} at update "
+                             f"{self.updates + 1}; nothing was applied", "loss", (), self.updates)
 
     def _needs_loss(self, method):
         if self.needs_loss and self.loss is None:
@@ -627,7 +1039,7 @@ class Optimizer:
         NonFiniteError
             The loss, gradient or step is not finite (nothing is applied).
         """
-        call = f"{type(self).__name__}.step"
+        call, where = self._calls["step"]
         if self.loss is None:
             raise TypeError(f"{call}: this optimizer was built with loss=None; "
                             "use update/apply/get_updates with your own gradients")
@@ -635,14 +1047,35 @@ class Optimizer:
         if len(batch) not in self._arity_checked:
             self.check_batch(len(batch), call)
             self._arity_checked.add(len(batch))
-        loss, grads = self._value_and_grad(batch, call)
-        monitors = {"loss": loss}
-        monitors.update(evaluate_monitors(self.monitors, self.params, batch))
-        g = self._gather_grads(grads, f"{call}: gradient")
-        if self.monitor_gradients:
-            monitors.update(self._gradient_norms(g))
-        self._take_step(g, batch)
-        monitors["learning_rate"] = self.last_learning_rate
+        try:
+            loss, grads = self._loss_and_grads(batch, call)
+            if not math.isfinite(loss):
+                self._value_and_grad_refused(loss)
+            monitors = {"loss": loss}
+            if self.monitors:
+                monitors.update(evaluate_monitors(self.monitors, self.params, batch))
+            if self.monitor_gradients:
+                monitors.update(self._gradient_norms(self._gather_grads(grads, where)))
+                grads = _GATHERED
+            elif self._plan is not None and (self._plan.one or self._plan.prepass):
+                # autograd's gradient has the params' structure and shapes: gathered
+                # without the checks a caller's tree needs (its finiteness is checked
+                # in the update, or here when the update draws numbers first)
+                try:
+                    np.concatenate([v.ravel() for v in self.layout._get(grads)], out=self._g)
+                except Exception:      # anything unusual: the checked gather explains it
+                    pass
+                else:
+                    if self._plan.prepass:
+                        self._check_gradient()
+                    grads = _GATHERED
+            self._batch = batch
+            flat, lr, plan, new = self._advance(grads, where, True)
+        finally:
+            self._traced = None
+        self._commit(plan, lr)
+        self._add(plan, flat, new)
+        monitors["learning_rate"] = lr
         return monitors
 
     def update(self, grads, *batch):
@@ -661,20 +1094,21 @@ class Optimizer:
             The steps, shaped like the params: ``p + step`` is the new value.
             Freshly allocated each call.
         """
-        call = f"{type(self).__name__}.update"
+        call, where = self._calls["update"]
         self._needs_loss("update")
         self._check_params(call)
-        g = self._gather_grads(grads, f"{call}(grads)")
         self._batch = batch
-        out = self.layout.empty()
-        self._advance(g, out)
+        step, lr, plan, _ = self._advance(grads, where)
+        out = step.copy()
+        self._commit(plan, lr)
         return self.layout.unflatten(out)
 
     def apply(self, grads, *batch):
         """Advance the state and add the steps to the params in place.
 
         The fast path for loops that compute their own gradients: no
-        allocation, a fixed number of whole-buffer operations.
+        allocation; the pipeline runs chunk by chunk, a fixed number of
+        operations per chunk.
 
         Parameters
         ----------
@@ -687,17 +1121,26 @@ class Optimizer:
         -------
         None
         """
-        call = f"{type(self).__name__}.apply"
-        self._needs_loss("apply")
+        call, where = self._calls["apply"]
+        if self.needs_loss and self.loss is None:
+            self._needs_loss("apply")
         self._check_params(call)
-        g = self._gather_grads(grads, f"{call}(grads)")
-        self._take_step(g, batch)
+        self._batch = batch
+        flat, lr, plan, new = self._advance(grads, where, True)
+        self._commit(plan, lr)
+        self._add(plan, flat, new)
 
     def _take_step(self, g, batch):
-        """Run the pipeline on ``g`` and add the step to the params in place."""
+        """Run the pipeline on the flat, checked gradient ``g``; add the step to the params."""
+        if g is not self._g:
+            np.copyto(self._g, g)
         self._batch = batch
-        self._advance(g, self._step)
-        self._add_step()
+        try:
+            flat, lr, plan, new = self._advance(_GATHERED, "gradient", True)
+        finally:
+            self._traced = None
+        self._commit(plan, lr)
+        self._add(plan, flat, new)
 
     def gradient_buffer(self):
         """A tree of views into the optimizer's own flat gradient buffer.
@@ -707,8 +1150,8 @@ class Optimizer:
         :meth:`apply`, :meth:`update` or :meth:`get_updates`; the gradients
         are then used where they are, with no copy (torch's ``.grad`` works
         the same way). The buffer is overwritten by every update: the
-        pipeline adds noise, multiplies and clips in place, and :meth:`step`
-        gathers autograd's gradients into it.
+        pipeline adds noise, multiplies and clips in place, writes the step
+        there, and :meth:`step` gathers autograd's gradients into it.
 
         Returns
         -------
@@ -746,25 +1189,18 @@ class Optimizer:
             :func:`apply_updates` to perform the step. Only the optimizer's
             random generator advances (for gradient noise or ESGD).
         """
-        call = f"{type(self).__name__}.get_updates"
+        call, where = self._calls["get_updates"]
         self._needs_loss("get_updates")
         self._check_params(call)
-        g = self._gather_grads(grads, f"{call}(grads)")
-        counter, last_lr = self._updates.copy(), self.last_learning_rate
         self._batch = batch
-        step = self.layout.empty()
-        self._advance(g, step)          # backs the state up first (and restores it on failure)
-        try:
-            new_state = {name: buf.copy() for name, buf in self.state.items()}
-            new_counter = self._updates.copy()
-        finally:                        # put the state back as it was before the update
-            deque(map(np.copyto, *self._backup), maxlen=0)
-            np.copyto(self._updates, counter)
-            self.last_learning_rate = last_lr
+        step, _, plan, _ = self._advance(grads, where)   # nothing committed
+        new_state = plan.states[self._parity ^ 1]
         pairs = [(leaf, leaf + view.astype(leaf.dtype, copy=False))
                  for leaf, view in zip(self.layout.arrays, self.layout.views(step))]
-        pairs += [(self.state[name], new_state[name]) for name in new_state]
-        pairs.append((self._updates, new_counter))
+        pairs += [(self.state[name], new_state[name].copy()) for name in new_state]
+        counter = self._updates.copy()
+        counter += 1
+        pairs.append((self._updates, counter))
         return pairs
 
     # -- monitors ---------------------------------------------------------
@@ -791,8 +1227,8 @@ class Optimizer:
         return row
 
     def _gradient_norms(self, g):
-        np.multiply(g, g, out=self._tmp)
-        sums = self.layout.leaf_sums(self._tmp)
+        tmp = self._chunk_buffer("x", min(self.layout.size, self._chunk_elements()))
+        sums = P.leaf_square_sums(g, self.layout, tmp)
         out = {f"grad({name})": float(math.sqrt(s)) for name, s in zip(self.layout.names, sums)}
         out["grad_norm"] = float(math.sqrt(sums.sum()))
         return out

@@ -1,13 +1,18 @@
-"""The stages of the gradient pipeline, as functions on flat buffers.
+"""The stages of the gradient pipeline, and helpers on flat buffers.
 
-:meth:`Optimizer._advance <npdownhill.Optimizer>` runs them in this order
-on the flat gradient ``g`` (DESIGN.md section 3)::
+:meth:`Optimizer._advance <npdownhill.Optimizer>` runs the stages in this
+order on the flat gradient ``g`` (DESIGN.md section 3)::
 
     noise -> multipliers -> clipping -> the rule -> momentum -> weight decay -> step
 
-Each stage is a fixed number of whole-buffer NumPy operations written in
-place, whatever the number of leaves. The moving averages used by the rules
-(:func:`ema`, :func:`ema_square`) and the numeric checks live here too.
+chunk by chunk (:meth:`Layout.chunks <npdownhill.tree.Layout.chunks>`), each
+stage a few in-place NumPy operations on a chunk, so that a chunk's
+intermediates stay in the CPU cache and no step allocates a full-size
+temporary. What must see the whole gradient first (its finiteness when noise
+is drawn, per-leaf and global norms, a clipping callable) runs before the
+chunk loop: :func:`clip`, :func:`leaf_square_sums`. The moving averages used
+by the rules (:func:`ema`, :func:`ema_square`) and the numeric checks live
+here too.
 """
 
 import math
@@ -16,8 +21,8 @@ import numpy as np
 
 from . import hyper as H
 
-__all__ = ["multipliers", "clip", "momentum", "weight_decay", "ema", "ema_square", "norm",
-           "finite", "leaf_list"]
+__all__ = ["multipliers", "clip", "ema", "ema_square", "norm", "finite", "leaf_square_sums",
+           "leaf_list"]
 
 
 def multipliers(layout, factors, frozen, call):
@@ -67,7 +72,7 @@ def multipliers(layout, factors, frozen, call):
     return mult, mask
 
 
-def clip(g, layout, max_elem, max_leaf_norm, global_clip, tmp, where):
+def clip(g, layout, max_elem, max_leaf_norm, global_clip, tmp, where, spans=None):
     """Elementwise, per-leaf and global clipping of the flat gradient, in place.
 
     Parameters
@@ -83,17 +88,18 @@ def clip(g, layout, max_elem, max_leaf_norm, global_clip, tmp, where):
         ``clip_gradients``: rescale the whole gradient to a norm ``<= c``, or
         call it with the gradient tree and use the tree it returns.
     tmp : ndarray
-        Scratch buffer.
+        Scratch of a chunk's length (see :func:`leaf_square_sums`).
     where : str
         Names the callable's result in error messages.
+    spans : list, optional
+        ``layout.chunks(len(tmp))`` (computed if not given).
     """
     if max_elem:
         np.clip(g, -max_elem, max_elem, out=g)
     c = max_leaf_norm
     if c:
         with np.errstate(over="ignore"):      # overflowing squares are handled below
-            np.multiply(g, g, out=tmp)
-            norms = np.sqrt(layout.leaf_sums(tmp))
+            norms = np.sqrt(leaf_square_sums(g, layout, tmp, spans))
         off = layout.offsets
         for i in np.flatnonzero(norms > c):
             leaf = g[off[i]:off[i + 1]]
@@ -109,47 +115,88 @@ def clip(g, layout, max_elem, max_leaf_norm, global_clip, tmp, where):
         g *= global_clip / total
 
 
-def momentum(step, velocity, mu, nesterov, tmp):
-    """Turn ``u`` (held in ``step``) into the step to add, in place.
+def leaf_square_sums(g, layout, tmp, spans=None):
+    """Per-leaf sums of ``g**2``, equal bit for bit to ``np.add.reduceat(g * g, offsets)``.
 
-    ``velocity`` is None without momentum: ``step = -u``. Otherwise
-    ``v = mu v - u`` and ``step = v`` (classical) or ``step = mu v - u``
-    (Nesterov).
+    The squares are formed a chunk at a time in ``tmp``, so nothing of the
+    buffer's size is allocated. ``reduceat`` adds each leaf's squares as its
+    first one plus NumPy's pairwise sum of the others; a leaf larger than
+    ``tmp`` is summed in pieces following the pairwise sum's own halving
+    (see :func:`_pairwise_squares`), so its sum is the same number.
+
+    Parameters
+    ----------
+    g : ndarray
+        A flat buffer of the layout.
+    layout : Layout
+    tmp : ndarray
+        Scratch: 1-d, the dtype of ``g``.
+    spans : list, optional
+        ``layout.chunks(len(tmp))`` (computed if not given).
+
+    Returns
+    -------
+    ndarray
+        One sum per leaf, of ``g``'s dtype.
     """
-    u = step
-    if velocity is None:
-        np.negative(u, out=step)
-        return
-    velocity *= mu
-    velocity -= u
-    if nesterov:
-        np.multiply(velocity, mu, out=tmp)
-        np.subtract(tmp, u, out=step)
-    else:
-        np.copyto(step, velocity)
+    spans = layout.chunks(len(tmp)) if spans is None else spans
+    off = layout.offsets
+    sums = np.empty(len(off) - 1, dtype=g.dtype)
+    with np.errstate(over="ignore"):
+        for start, stop, first, last, lo, _ in spans:
+            if lo is None:            # whole leaves: one reduceat over the chunk
+                squares = tmp[:stop - start]
+                np.multiply(g[start:stop], g[start:stop], squares)
+                sums[first:last] = np.add.reduceat(squares, off[first:last] - start)
+            elif lo == 0:             # the first chunk of a large leaf: the whole leaf
+                leaf = g[off[first]:off[first + 1]]
+                sums[first] = leaf[0] * leaf[0] + _pairwise_squares(leaf[1:], tmp)
+    return sums
 
 
-def weight_decay(step, params, factor, tmp):
-    """Decoupled weight decay: ``step -= factor * params`` (``factor = lr * wd``)."""
-    np.multiply(params, factor, out=tmp)
-    step -= tmp
+#: NumPy's pairwise summation adds up to this many numbers in one unrolled loop.
+_PAIRWISE_BLOCK = 128
 
 
-def ema(average, x, decay, tmp):
-    """``average = decay * average + (1 - decay) * x``, in place (``tmp``: scratch)."""
-    np.multiply(x, 1 - decay, out=tmp)
-    average *= decay
-    average += tmp
-    return average
+def _pairwise_squares(x, tmp):
+    """``np.add.reduce(x * x)``, squaring at most ``len(tmp)`` elements at a time.
+
+    NumPy sums a contiguous array pairwise: more than 128 numbers are split
+    at half their count rounded down to a multiple of 8, and the two halves'
+    sums are added. Splitting the same way down to pieces that fit in
+    ``tmp`` reproduces the sum exactly (a test checks it against NumPy).
+    """
+    n = x.size
+    if n <= _PAIRWISE_BLOCK or n <= tmp.size:
+        squares = tmp[:n] if n <= tmp.size else np.empty(n, x.dtype)
+        np.multiply(x, x, squares)
+        return np.add.reduce(squares)
+    half = n // 2
+    half -= half % 8
+    return _pairwise_squares(x[:half], tmp) + _pairwise_squares(x[half:], tmp)
 
 
-def ema_square(average, x, decay, tmp):
-    """``average = decay * average + (1 - decay) * x**2``, in place (``tmp``: scratch)."""
-    np.multiply(x, x, out=tmp)
-    tmp *= 1 - decay
-    average *= decay
-    average += tmp
-    return average
+def ema(average, x, decay, tmp, out=None, rest=None):
+    """``out = decay * average + (1 - decay) * x`` (``out``: default ``average``, in place).
+
+    ``tmp`` is scratch; all arguments are arrays of one shape (or chunks).
+    ``rest`` is ``1 - decay`` when the caller has it already (as a 0-d array).
+    """
+    out = average if out is None else out
+    np.multiply(x, 1 - decay if rest is None else rest, tmp)
+    np.multiply(average, decay, out)
+    np.add(out, tmp, out)
+    return out
+
+
+def ema_square(average, x, decay, tmp, out=None, rest=None):
+    """``out = decay * average + (1 - decay) * x**2`` (``out``: default ``average``)."""
+    out = average if out is None else out
+    np.multiply(x, x, tmp)
+    np.multiply(tmp, 1 - decay if rest is None else rest, tmp)
+    np.multiply(average, decay, out)
+    np.add(out, tmp, out)
+    return out
 
 
 def norm(x):
@@ -167,9 +214,13 @@ def leaf_list(names):
     return "leaves " + ", ".join(repr(n) for n in names) if any(names) else "the params array"
 
 
-def finite(flat):
-    """Whether every element is finite: one sum (NaN and inf propagate), and an
-    exact look only in the rare case that the sum of finite values overflows."""
-    return math.isfinite(flat.sum()) or bool(np.isfinite(flat).all())
+def finite(flat, ones=None):
+    """Whether every element of a 1-d array is finite.
 
-
+    One sum (NaN and inf propagate), taken as a dot product with ``ones``
+    (an array of ones of ``flat``'s length and dtype) when given, which is
+    faster; an exact look only in the rare case that a sum of finite values
+    overflows.
+    """
+    total = flat.sum() if ones is None else np.dot(flat, ones)
+    return math.isfinite(total) or bool(np.isfinite(flat).all())

@@ -85,6 +85,20 @@ def batch_weight(dataset, batch):
     return float(shape[axis]) if len(shape) > axis else 1.0
 
 
+def _batch_weigher(dataset):
+    """``batch_weight(dataset, batch)`` as a function of the batch alone, for the training loop."""
+    axis = getattr(dataset, "axis", 0) if dataset is not None else 0
+
+    def weigh(batch):
+        if not batch:
+            return 1.0
+        first = batch[0]
+        shape = first.shape if first.__class__ is np.ndarray else np.shape(first)
+        return float(shape[axis]) if len(shape) > axis else 1.0
+
+    return weigh
+
+
 def measure(opt, dataset):
     """Batch-size-weighted means of the loss and monitors over one iteration of ``dataset``.
 
@@ -192,7 +206,7 @@ class Run:
                            "may score different samples; patience and the best parameters "
                            "then compare unlike numbers", self.name)
         elif valid is not None:
-            self._valid_snapshot = valid.state_dict()
+            self._valid_snapshot = valid._snapshot()
 
     def _supersede(self, call):
         """End this run (left suspended by its caller) before a newer one begins."""
@@ -342,13 +356,15 @@ class Run:
         opt, st, opts = self.optimizer, self.state, self.options
         remaining = self.n_batches - st.partial.batches
         source = None if self.train_set is None else self.train_set.batches(remaining)
+        max_updates, step, partial = opts["max_updates"], opt.step, st.partial
+        weigh = _batch_weigher(self.train_set)
         for _ in range(remaining):
-            if opts["max_updates"] is not None and st.updates >= opts["max_updates"]:
+            if max_updates is not None and st.updates >= max_updates:
                 break
             st.busy = True            # until this batch is counted
             batch = () if source is None else next(source)
             try:
-                monitors = opt.step(*batch)
+                monitors = step(*batch)
             except NonFiniteError as err:
                 err.epoch = st.epoch + 1
                 if opts["on_nonfinite"] == "raise":
@@ -364,17 +380,18 @@ class Run:
                 logger.warning("%s epoch %d: skipped: %s", self.name, st.epoch + 1, err)
                 interrupt.check()
                 continue
-            w = batch_weight(self.train_set, batch)
-            sums = st.partial.sums
+            w = weigh(batch)
+            sums = partial.sums
             for k, v in monitors.items():
                 if k != "learning_rate":
                     sums[k] = sums.get(k, 0.0) + w * v
-            st.partial.weight += w
+            partial.weight += w
             st.learning_rate = monitors["learning_rate"]
-            st.partial.batches += 1
+            partial.batches += 1
             st.updates += 1
             st.busy = False
-            interrupt.check()
+            if interrupt.hit:
+                interrupt.check()
         return st.partial.batches >= self.n_batches
 
     def _epoch_monitors(self):
@@ -396,12 +413,12 @@ class Run:
         """
         opt, st = self.optimizer, self.state
         if self._valid_snapshot is not None:     # every validation scores the same samples
-            self.valid_set.load_state_dict(self._valid_snapshot)
+            self.valid_set._rewind(self._valid_snapshot)
         try:
             monitors = measure(opt, self.valid_set)
         finally:
             if self._valid_snapshot is not None:
-                self.valid_set.load_state_dict(self._valid_snapshot)
+                self.valid_set._rewind(self._valid_snapshot)
         loss = monitors["loss"]
         best = st.best_loss
         improved = math.isfinite(loss) and (

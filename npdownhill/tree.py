@@ -32,6 +32,18 @@ __all__ = ["Layout", "leaves", "pack"]
 
 _dtype = operator.attrgetter("dtype")
 
+_REAL_DTYPES = set()     # dtypes seen to be real numbers (float, int, uint)
+
+
+def _real(dtypes):
+    """Whether every dtype in a set holds real numbers (not bool, complex or object)."""
+    if dtypes <= _REAL_DTYPES:
+        return True
+    if all(d.kind in "fiu" for d in dtypes):
+        _REAL_DTYPES.update(dtypes)
+        return True
+    return False
+
 _CONTAINERS = (dict, list, tuple)
 
 try:                                    # numpy >= 2.0
@@ -215,20 +227,87 @@ class Layout:
             values = self._get(tree)  # fast path: generated code, no per-leaf walk
             if out_views is not None and all(map(operator.is_, values, out_views)):
                 return out            # written in place into out's own views
-            if ([v.shape for v in values] == self.shapes
-                    and all(d.kind in "fiu" for d in set(map(_dtype, values)))):
-                np.concatenate([v.ravel() for v in values], out=out, casting="same_kind")
+            if [v.shape for v in values] == self.shapes and _real(set(map(_dtype, values))):
+                np.concatenate([v.ravel() for v in values], out=out)   # casting="same_kind"
                 return out
         except Exception:
             pass
+        values = self._checked_slowly(tree, where)
+        np.concatenate([np.asarray(v) for v in values], axis=None, out=out, casting="same_kind")
+        return out
+
+    def leaves_of(self, tree, where="grads"):
+        """The leaves of a tree shaped like the params, checked as :meth:`gather` checks them.
+
+        Returns
+        -------
+        list
+            One value per leaf, in layout order: arrays of the leaves' shapes
+            (or scalars for 0-d leaves) holding real numbers.
+
+        Raises
+        ------
+        ValueError, TypeError
+            As :meth:`gather`.
+        """
+        try:
+            values = self._get(tree)
+            if [v.shape for v in values] == self.shapes and _real(set(map(_dtype, values))):
+                return values
+        except Exception:
+            pass
+        return self._checked_slowly(tree, where)
+
+    def _checked_slowly(self, tree, where):
         values = self.match(tree, where)  # slow path: finds and names the problem
         for name, value in zip(self.names, values):
             kind = np.asarray(value).dtype.kind
             if kind not in "fiu":
                 raise TypeError(f"{where}: leaf {_display(name)} must hold real numbers; "
                                 f"got dtype {np.asarray(value).dtype}")
-        np.concatenate([np.asarray(v) for v in values], axis=None, out=out, casting="same_kind")
+        return values
+
+    def chunks(self, size):
+        """Split the flat buffer into chunks of at most ``size`` elements, along leaves.
+
+        Consecutive whole leaves share a chunk while they fit; a leaf larger
+        than ``size`` is split into chunks of its own.
+
+        Returns
+        -------
+        list of tuple
+            ``(start, stop, first, last, lo, hi)``: elements ``start:stop`` of
+            the flat buffer hold leaves ``first`` to ``last - 1`` whole
+            (``lo`` and ``hi`` are ``None``), or elements ``lo:hi`` of leaf
+            ``first`` (then ``last == first + 1``) in C order.
+        """
+        off, n, out = [int(o) for o in self.offsets], len(self.arrays), []
+        i = 0
+        while i < n:
+            start, length = off[i], off[i + 1] - off[i]
+            if length > size:
+                out.extend((start + lo, start + min(lo + size, length), i, i + 1,
+                            lo, min(lo + size, length)) for lo in range(0, length, size))
+                i += 1
+                continue
+            j = i + 1
+            while j < n and off[j + 1] - start <= size:
+                j += 1
+            out.append((start, off[j], i, j, None, None))
+            i = j
         return out
+
+    def identity_check(self, arrays):
+        """A function ``holds(tree) -> bool``: is every leaf of ``tree`` the given array?
+
+        Compiled like the check of :meth:`check_bound` (one generated call,
+        leaves compared by identity); for a bare-array layout, ``tree`` itself
+        is compared with ``arrays[0]``.
+        """
+        if not isinstance(self.structure, _CONTAINERS):
+            only = arrays[0]
+            return lambda tree: tree is only
+        return _compile_identity_check(self.structure, arrays)
 
     def match(self, tree, where="grads"):
         """Return the leaves of ``tree`` after checking it mirrors the params.
@@ -427,6 +506,19 @@ def _rebuild(structure, values):
     return next(values)
 
 
+_CODE = {}     # generated source -> its code object (trees of one structure share it)
+
+
+def _compiled(source, filename):
+    """``compile(source)``, once per distinct source (compiling costs ~0.1 ms)."""
+    code = _CODE.get(source)
+    if code is None:
+        if len(_CODE) > 256:
+            _CODE.clear()
+        code = _CODE[source] = compile(source, filename, "exec")
+    return code
+
+
 def _compile_getter(structure):
     """Generate ``get(tree) -> list of leaves`` specialised to one structure.
 
@@ -457,7 +549,7 @@ def _compile_getter(structure):
               f"        raise ValueError('structure differs')\n"
               f"    return [{', '.join(paths)}]\n")
     namespace = {}
-    exec(compile(source, "<npdownhill.tree getter>", "exec"), namespace)
+    exec(_compiled(source, "<npdownhill.tree getter>"), namespace)
     return namespace["get"]
 
 
@@ -509,7 +601,7 @@ def _compile_identity_check(structure, arrays):
               f"    except Exception:\n"
               f"        return False\n")
     namespace = dict(bound)  # the defaults are evaluated here, at definition
-    exec(compile(source, "<npdownhill.tree identity check>", "exec"), namespace)
+    exec(_compiled(source, "<npdownhill.tree identity check>"), namespace)
     return namespace["holds"]
 
 
