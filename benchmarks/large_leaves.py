@@ -60,6 +60,7 @@ sys.path.insert(0, HERE)
 
 import npdownhill as dh  # noqa: E402
 from step_overhead import SPECS  # noqa: E402  (the same hyperparameters on both sides)
+from step_overhead import Candidate, load_torch, measure  # noqa: E402  (the same timing)
 
 TARGET = 3.5
 STATE_BUFFERS = {"sgd": 0, "momentum": 1, "nag": 1, "rmsprop": 1, "rprop": 2, "adagrad": 1,
@@ -71,17 +72,6 @@ PIPELINE = [
     ("momentum+max_gradient_elem", "momentum", {"max_gradient_elem": 1.0}, "clip_value"),
     ("adam+gradient_noise", "adam", {"gradient_noise_scale": 1e-3}, "noise"),
 ]
-
-
-def load_torch(disabled):
-    if disabled:
-        return None, "torch disabled with --no-torch"
-    try:
-        import torch
-    except ImportError as exc:
-        return None, f"torch is not installed ({exc})"
-    torch.set_num_threads(1)
-    return torch, None
 
 
 def torch_mode(torch, algo):
@@ -100,46 +90,6 @@ def torch_mode(torch, algo):
             continue
         return mode, extra
     return None, None
-
-
-class Candidate:
-    def __init__(self, label, fn):
-        self.label, self.fn, self.calls, self.samples, self.error = label, fn, 1, [], None
-
-    @property
-    def best(self):
-        return min(self.samples) if self.samples else None
-
-
-def _block(fn, n):
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        start = time.perf_counter()
-        for _ in range(n):
-            fn()
-        return (time.perf_counter() - start) / n
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def measure(candidates, cfg):
-    for c in candidates:
-        try:
-            c.fn()
-            per_call = _block(c.fn, 1)
-            c.calls = max(1, min(200, round(cfg.block / max(per_call, 1e-7))))
-        except Exception as exc:  # noqa: BLE001 - reported in the table
-            c.error = f"{type(exc).__name__}: {exc}"
-    for r in range(cfg.repeats):
-        k = r % len(candidates)
-        for c in candidates[k:] + candidates[:k]:
-            if c.error is None:
-                try:
-                    c.samples.append(_block(c.fn, c.calls))
-                except Exception as exc:  # noqa: BLE001
-                    c.error = f"{type(exc).__name__}: {exc}"
 
 
 def ratio(a, b):
@@ -349,7 +299,8 @@ def main(argv=None):
     parser.add_argument("--json", metavar="PATH", default=None)
     args = parser.parse_args(argv)
     cfg = argparse.Namespace(repeats=args.repeats or (3 if args.quick else 5),
-                             block=0.1 if args.quick else 0.25)
+                             block=0.1 if args.quick else 0.25,
+                             warm_calls=2, warmup=0.0, min_calls=1, max_calls=200)
     algos = [a.strip() for a in args.algos.split(",")] if args.algos else list(SPECS)
     dtypes = [np.dtype(d.strip()).type for d in args.dtypes.split(",")]
     torch, missing = load_torch(args.no_torch)

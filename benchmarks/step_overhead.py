@@ -316,11 +316,16 @@ def _block(fn, n):
 
 
 def measure(candidates, cfg):
-    """Warm up every candidate, then interleave ``cfg.repeats`` rounds of blocks."""
+    """Warm up every candidate, then interleave ``cfg.repeats`` rounds of blocks.
+
+    ``cfg`` has ``repeats``, ``block`` (seconds per block), ``warmup`` (seconds),
+    ``min_calls`` and ``max_calls`` (per block), and optionally ``warm_calls``
+    (at least this many warm-up calls, default 20).
+    """
     for c in candidates:
         try:
             calls, start = 0, time.perf_counter()
-            while calls < 20 or time.perf_counter() - start < cfg.warmup:
+            while calls < getattr(cfg, "warm_calls", 20) or time.perf_counter() - start < cfg.warmup:
                 c.fn()
                 calls += 1
             per_call = (time.perf_counter() - start) / calls
