@@ -424,7 +424,7 @@ class Prodigy(Optimizer):
     nonfinite_spreads = True
 
     _dlr = 0.0              # eta_t d_t bc_t of the update being computed
-    _param_cache = None     # (plan, param chunks, flat buffer to read them into or None)
+    _param_cache = None     # (plan, blocks, their params, flat buffer to read them into, scratch)
 
     def _state_spec(self, hyper):
         spec = super()._state_spec(hyper)
@@ -452,44 +452,55 @@ class Prodigy(Optimizer):
     def _decay_lr(self, lr):
         return self._dlr
 
-    def _params_by_chunk(self, plan):
+    #: Elements per block of the sums over the tree. The blocks are fixed, whatever
+    #: :attr:`chunk_bytes`, so that the sums (and the whole trajectory) are the same
+    #: bit for bit in any number of chunks.
+    _block = 1 << 14
+
+    def _blocks(self, plan):
+        """The fixed blocks, each one's params (views, or leaves to gather), the flat
+        buffer to read all the params into first (or None), and two scratch buffers."""
         cached = self._param_cache
         if cached is None or cached[0] is not plan:
-            chunks, reread = ((plan.params, plan.reread) if plan.params is not None
-                              else self._param_chunks(plan.spans))
-            self._param_cache = cached = (plan, chunks, reread)
-        return cached[1], cached[2]
+            blocks = self.layout.chunks(self._block)
+            params, reread = self._param_chunks(blocks)
+            longest = max(stop - start for start, stop, *_ in blocks)
+            scratch = [self._chunk_buffer(name, longest) for name in ("sum_a", "sum_b")]
+            self._param_cache = cached = (plan, blocks, params, reread, scratch)
+        return cached[1:]
 
     def _rule(self, t, lr, new):
-        h, plan, state = self._hyper, self._plan, self.state
+        h, state = self._hyper, self.state
         b1, b2 = h["beta1"], h["beta2"]
         b3 = math.sqrt(b2) if h["beta3"] is None else h["beta3"]
         d, d0 = float(state["d"]), h["d0"]
         bc = math.sqrt(1 - b2 ** t) / (1 - b1 ** t) if h["bias_correction"] else 1.0
         dlr = self._dlr = d * lr * bc
-        # the sums over the whole tree, from the gradient in the gradient buffer
-        # s = b3 s + (d / d0) dlr g  (safeguard_warmup: d^2 / d0);  l1 = |s|_1
+        # the sums over the whole tree, from the gradient in the gradient buffer, block
+        # by block:  s = b3 s + (d / d0) dlr g  (safeguard_warmup: d^2 / d0);  l1 = |s|_1;
         # inner = <g, x0 - x>, with x0 the params at the first update
-        x0, x0_new, s, s_new = state["x0"], new["x0"], state["s"], new["s"]
+        blocks, params, reread, (a_, b_) = self._blocks(self._plan)
+        g_, x0, x0_new, s, s_new = self._g, state["x0"], new["x0"], state["s"], new["s"]
         if t == 1:
             self.layout.read(x0_new)
         else:
             np.copyto(x0_new, x0)
-            chunks, reread = self._params_by_chunk(plan)
             if reread is not None:
                 self.layout.read(reread)
         coef = (d * d if h["safeguard_warmup"] else dlr * d) / d0
         l1 = inner = 0.0
-        for c, (start, stop, *_) in enumerate(plan.spans):
-            g, a, b = plan.g[c], plan.x[c], plan.y[c]
+        f64, add = np.float64, np.add.reduce
+        for (start, stop, *_), p in zip(blocks, params):
+            n = stop - start
+            g, a, b, sn = g_[start:stop], a_[:n], b_[:n], s_new[start:stop]
             np.multiply(g, coef, a)
-            np.add(np.multiply(s[start:stop], b3, s_new[start:stop]), a, s_new[start:stop])
-            l1 += float(np.add.reduce(np.abs(s_new[start:stop], a)))
+            np.add(np.multiply(s[start:stop], b3, sn), a, sn)
+            l1 += float(add(np.abs(sn, a), dtype=f64))
             if t > 1:
-                p = chunks[c]
                 if p.__class__ is list:
                     p = np.concatenate(p, 0, b)
-                inner += float(np.dot(g, np.subtract(x0[start:stop], p, b)))
+                np.subtract(x0[start:stop], p, b)
+                inner += float(add(np.multiply(g, b, b), dtype=f64))
         # r = b3 r + (d / d0) dlr <g, x0 - x>;  d = max(d, d_coef r / |s|_1)
         r = b3 * float(state["numerator"]) + d / d0 * dlr * inner
         if not (math.isfinite(r) and math.isfinite(l1)):

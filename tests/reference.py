@@ -141,8 +141,8 @@ class Record:
         Hyperparameters added to every trajectory case of the table (a
         case's own values win): Prodigy's runs start from d0 = 0.3, since
         its growth phase from the default d0 = 1e-6 amplifies rounding
-        about 1e6-fold within 100 updates (test_reference.py checks the
-        default d0 on its own, to the tolerance that allows).
+        about 1e6-fold within 100 updates (data/optax_trajectories.npz has
+        optax's defaults too, outside the conditioning test).
     ``wrapped``
         Extra hyperparameter sets exercising the shared wrapper: decoupled
         weight decay on rules whose default is 0, alone and combined with
