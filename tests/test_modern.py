@@ -146,21 +146,31 @@ def test_prodigy_weight_decay_is_scaled_by_the_estimate():
     np.testing.assert_allclose(x, [2.0 - dlr * 0.1 * 2.0], rtol=1e-15)
 
 
-def test_prodigy_sums_cover_the_whole_tree_in_fixed_blocks():
-    """A tree of several leaves, some split across blocks, moves like one vector."""
+def test_prodigy_sums_cover_the_whole_tree_in_blocks_fixed_whatever_the_chunks():
+    """A tree of several leaves, one split across the sums' blocks: bit-identical in
+    any number of chunks, and like one flat vector up to the order of the sums (the
+    blocks follow the leaves)."""
     r = np.random.default_rng(0)
-    tree = {"a": r.standard_normal((70, 300)), "b": r.standard_normal(5),
-            "c": r.standard_normal(())}
-    layout = dh.tree.Layout(tree)
-    flat = layout.read(layout.empty())
-    o_tree, o_flat = dh.Prodigy(None, tree, d0=1e-3), dh.Prodigy(None, flat, d0=1e-3)
-    for _ in range(5):
-        g = r.standard_normal(flat.size)
-        o_tree.apply(layout.unflatten(g))
-        o_flat.apply(g)
-    np.testing.assert_array_equal(layout.read(layout.empty()), flat)
-    assert o_tree.d == o_flat.d
-    assert float(o_tree.state["numerator"]) == float(o_flat.state["numerator"]) != 0
+    grads = [r.standard_normal(21006) for _ in range(8)]
+    runs = []
+    for chunk_bytes, as_tree in ((None, True), (1000, True), (4096, True), (None, False)):
+        tree = {"a": np.linspace(-1, 1, 21000).reshape(70, 300), "b": np.ones(5),
+                "c": np.array(0.5)}
+        layout = dh.tree.Layout(tree)
+        params = tree if as_tree else layout.read(layout.empty())
+        opt = dh.Prodigy(None, params, d0=1e-3)
+        if chunk_bytes:
+            opt.chunk_bytes = chunk_bytes
+        for g in grads:
+            opt.apply(layout.unflatten(g) if as_tree else g)
+        flat = layout.read(layout.empty()) if as_tree else params
+        runs.append((flat, opt.d, float(opt.state["numerator"])))
+    for flat, d, r_ in runs[1:3]:
+        np.testing.assert_array_equal(flat, runs[0][0])
+        assert (d, r_) == runs[0][1:]
+    flat, d, r_ = runs[3]
+    np.testing.assert_allclose(flat, runs[0][0], rtol=1e-12)
+    assert r_ == pytest.approx(runs[0][2], rel=1e-12) and r_ != 0
 
 
 @pytest.mark.parametrize("kwargs, kind, message", [
