@@ -77,8 +77,8 @@ class Lion(Optimizer):
     loss, params, monitors, monitor_gradients
         See :class:`~npdownhill.Optimizer`.
     learning_rate : float or schedule, default 1e-4
-        :math:`\eta` (optax has no default; the paper's experiments use
-        1e-4 to 3e-4 where AdamW uses 1e-3).
+        :math:`\eta` (optax has no default): the paper's advice of 3 to 10
+        times smaller than AdamW's, applied to AdamW's usual 1e-3.
     beta1 : float, default 0.9
         :math:`\beta_1`, the interpolation of the sign's argument. Also
         ``b1`` or ``beta1_halflife``.
@@ -157,7 +157,8 @@ class Yogi(Optimizer):
     loss, params, monitors, monitor_gradients
         See :class:`~npdownhill.Optimizer`.
     learning_rate : float or schedule, default 1e-2
-        :math:`\eta` (the paper's default; optax has none).
+        :math:`\eta` (optax has none; the paper recommends 1e-2 with
+        :math:`\epsilon` = 1e-3).
     beta1 : float, default 0.9
         Also ``b1`` or ``beta1_halflife``.
     beta2 : float, default 0.999
@@ -247,17 +248,17 @@ class AdaBelief(Optimizer):
 
     This equals ``optax.adabelief`` (same defaults). :math:`\epsilon_{root}`
     is added to the state at every update, so :math:`s_t` holds up to
-    :math:`\epsilon_{root} / (1 - \beta_2)` of it: the paper's Algorithm 2
-    and the authors' PyTorch package add their single ``eps`` (1e-16 there)
-    both ways too, in place; Adam-style libraries that add
-    :math:`\epsilon` only outside the root differ by that term.
+    :math:`\epsilon_{root} / (1 - \beta_2)` of it. The paper's algorithm
+    adds one :math:`\epsilon` in both places (``epsilon_root = epsilon``);
+    a transcription that adds it only outside the root, as Adam does,
+    differs by that term.
 
     Parameters
     ----------
     loss, params, monitors, monitor_gradients
         See :class:`~npdownhill.Optimizer`.
     learning_rate : float or schedule, default 1e-3
-        :math:`\eta` (the paper's default; optax has none).
+        :math:`\eta` (Adam's; optax has none).
     beta1 : float, default 0.9
         Also ``b1`` or ``beta1_halflife``.
     beta2 : float, default 0.999
