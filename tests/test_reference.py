@@ -10,7 +10,7 @@ quadratic and on the 2-D Rosenbrock function from (-3, -3), with
   (d) Nesterov momentum 0.5 ("nesterov0.5"),
   (e) the record's weight-decay / momentum-wrapper sets, if any,
 
-and the whole trajectory x_0 .. x_100 must agree with the transcription to
+each with the record's table_base added (Prodigy's d0; see reference.Record), and the whole trajectory x_0 .. x_100 must agree with the transcription to
 rtol 1e-10.  The algorithms are the package's registry; every setting (the
 transcription, the learning rates, the custom sets, the aliases, which runs
 need an absolute tolerance) comes from the algorithm's record in
