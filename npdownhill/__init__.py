@@ -45,6 +45,7 @@ from .registry import algorithms, build
 from .fitresult import FitResult
 from .gradcheck import GradCheckResult, check_grad
 from .many import bootstrap, multistart, sweep
+from .modern import AdaBelief, Lion, Prodigy, Yogi
 from .derivatives import hessian, jacobian
 from .curvefit import CovarianceWarning, curve_fit, standard_errors
 from .lsq import least_squares
@@ -60,5 +61,6 @@ __all__ = [
     "bootstrap", "build", "algorithms", "apply_updates", "pack", "Optimizer", "Dataset",
     "EpochInfo", "RunResult", "NonFiniteError", "schedules", "problems", "plot",
     "SGD", "NAG", "Momentum", "RMSProp", "RProp", "ADAGRAD", "AdaGrad", "ADADELTA", "Adadelta",
-    "ESGD", "Adam", "Adamax", "AMSGrad", "NAdam", "AdamW", "RAdam", "LBFGS", "BFGS",
+    "ESGD", "Adam", "Adamax", "AMSGrad", "NAdam", "AdamW", "RAdam", "Lion", "Yogi", "AdaBelief",
+    "Prodigy", "LBFGS", "BFGS",
 ]

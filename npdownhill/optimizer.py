@@ -224,6 +224,10 @@ class Optimizer:
     #: element of its step non-finite; then the step's finiteness check also vouches for
     #: the gradient's, and the gradient is looked at only when a step is refused.
     nonfinite_spreads = False
+    #: True when the rule needs the whole processed gradient before the chunk loop (for
+    #: sums over the tree, as Prodigy's): it is then in the gradient buffer when
+    #: :meth:`_rule` is called, after noise, multipliers and clipping.
+    whole_gradient = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -508,6 +512,11 @@ class Optimizer:
         """
         raise NotImplementedError(f"{type(self).__name__} does not define an update rule")
 
+    def _decay_lr(self, lr):
+        """The rate that multiplies ``weight_decay`` in this update: the learning rate
+        (Prodigy scales it by its estimate; called after :meth:`_rule`)."""
+        return lr
+
     def _chunk_elements(self):
         """Elements per chunk: :attr:`chunk_bytes` of the layout's dtype."""
         return max(1, int(self.chunk_bytes) // self.layout.dtype.itemsize)
@@ -580,7 +589,8 @@ class Optimizer:
         # what needs the whole gradient before the chunk loop: its finiteness before any
         # noise is drawn, norms over a leaf or the tree, a callable, a Hessian product
         plan.prepass = bool(h["gradient_noise_scale"] or h["max_gradient_norm"]
-                            or h["clip_gradients"] is not None or self.needs_loss)
+                            or h["clip_gradients"] is not None or self.needs_loss
+                            or self.whole_gradient)
         # without the rule's guarantee that a non-finite gradient element gives a
         # non-finite step (or with elementwise clipping, which can make it finite), each
         # chunk's gradient is checked before it is used
@@ -714,7 +724,8 @@ class Optimizer:
         if velocity is not None:
             nesterov, in_velocity = plan.nesterov, plan.in_velocity
         if velocity is not None or params is not None:
-            mu, factor = self._constants(mu, lr * h["weight_decay"], held=plan.engine_constants)
+            mu, factor = self._constants(mu, self._decay_lr(lr) * h["weight_decay"],
+                                         held=plan.engine_constants)
         if params is not None:
             if plan.reread is not None:
                 self.layout.read(plan.reread)
@@ -791,7 +802,8 @@ class Optimizer:
         self._rule(t + 1, lr, plan.states[parity ^ 1])(g, u, tmp, *plan.rows[parity][0])
         velocity, params, flat = plan.velocity[parity], plan.params, u
         if velocity is not None or params is not None:
-            mu, factor = self._constants(mu, lr * h["weight_decay"], held=plan.engine_constants)
+            mu, factor = self._constants(mu, self._decay_lr(lr) * h["weight_decay"],
+                                         held=plan.engine_constants)
         if velocity is not None:
             old, new = velocity[0]
             np.multiply(old, mu, new)

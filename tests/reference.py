@@ -81,6 +81,15 @@ class Record:
     ``torch_counterpart``
         torch.optim has the rule: data/torch_trajectories.npz must hold cases
         for it (test_torch_reference.py; the file decides which cases run).
+    ``optax_counterpart``
+        optax has the rule: data/optax_trajectories.npz must hold cases for
+        it (test_optax_reference.py, data/make_optax_reference.py).
+    ``takes_x``
+        The rule also reads the current iterate (Prodigy's inner product
+        with ``x0 - x``) and scales the decoupled weight decay itself: it is
+        called as ``rule(g, state, t, x=x, **hyper)`` and returns
+        ``(u, new_state, decay_lr)``, and :func:`trajectory` subtracts
+        ``decay_lr * wd * x`` instead of ``lr * wd * x``.
     ``line_search``
         The rule finds each step by a line search along its own direction
         (the quasi-Newton rules): the package is driven with ``step()``,
@@ -104,6 +113,10 @@ class Record:
     ``rosen_lr``, ``rosen_bar``
         Learning rate for 3000 steps on Rosenbrock from (-1.5, 2)
         (f(x0) = 12.5), and the loss the run must get below.
+    ``short_runs``
+        Hyperparameters added to the battery's 20-step float32 / float64
+        runs at learning rate 1e-3 (Prodigy: d0 1e-2, without which its
+        estimate has not grown enough in 20 steps for the params to move).
 
     Trajectories against the transcription (test_reference.py: 100 float64
     updates on the random 7-d quadratic and on Rosenbrock from (-3, -3), to
@@ -124,6 +137,12 @@ class Record:
         minimum within 100 updates (there a 1-ulp difference grows to O(1)
         -- e.g. RMSProp with eps 1e-5 outside the root and lr 0.01 on the
         quadratic); see test_table_case_is_well_conditioned.
+    ``table_base``
+        Hyperparameters added to every trajectory case of the table (a
+        case's own values win): Prodigy's runs start from d0 = 0.3, since
+        its growth phase from the default d0 = 1e-6 amplifies rounding
+        about 1e6-fold within 100 updates (data/optax_trajectories.npz has
+        optax's defaults too, outside the conditioning test).
     ``wrapped``
         Extra hyperparameter sets exercising the shared wrapper: decoupled
         weight decay on rules whose default is 0, alone and combined with
@@ -150,6 +169,8 @@ class Record:
     defaults: dict
     class_name: str
     torch_counterpart: bool
+    optax_counterpart: bool = False
+    takes_x: bool = False
     needs_loss: bool = False
     line_search: bool = False
     keep_default: tuple = ()
@@ -157,8 +178,10 @@ class Record:
     quad_decay: bool
     rosen_lr: float
     rosen_bar: float
+    short_runs: dict = field(default_factory=dict)
     default_lr: tuple = (None, None)
     custom: tuple
+    table_base: dict = field(default_factory=dict)
     wrapped: tuple = ()
     zero_crossing: frozenset = field(default_factory=frozenset)
     aliases: tuple = ()
@@ -537,6 +560,134 @@ _add("radam", rule=radam, class_name="RAdam", torch_counterpart=True,
      zero_crossing={"quadratic-custom1"})                # 5.2e-4
 
 
+def lion(g, state, t, learning_rate, beta1, beta2):
+    """Lion (Chen et al. 2023, Program 1), as optax.lion."""
+    m = state.get("m", np.zeros_like(g))
+
+    c = beta1 * m + (1.0 - beta1) * g
+    u = learning_rate * np.sign(c)
+    m = beta2 * m + (1.0 - beta2) * g
+    return u, {"m": m}
+
+
+_add("lion", rule=lion, class_name="Lion", torch_counterpart=False,
+     optax_counterpart=True,
+     defaults=dict(learning_rate=1e-4, beta1=0.9, beta2=0.99),
+     quad={"learning_rate": 3e-3}, quad_decay=True,
+     rosen_lr=2e-3, rosen_bar=1e-4,
+     default_lr=(1e-3, 1e-3),
+     custom=[((2e-3, 2e-3), dict(beta1=0.8, beta2=0.95))],
+     wrapped=[dict(weight_decay=0.1), dict(weight_decay=0.1, momentum=0.5)],
+     aliases=[(dict(b1=0.8, b2=0.95, lr=1e-3),
+               dict(beta1=0.8, beta2=0.95, learning_rate=1e-3))])
+
+
+def yogi(g, state, t, learning_rate, beta1, beta2, epsilon,
+         initial_accumulator):
+    """Yogi (Zaheer et al. 2018) with Adam's bias correction, as optax.yogi:
+    both moments start at initial_accumulator."""
+    m = state.get("m", np.full_like(g, initial_accumulator))
+    v = state.get("v", np.full_like(g, initial_accumulator))
+
+    m = beta1 * m + (1.0 - beta1) * g
+    v = v - (1.0 - beta2) * np.sign(v - g ** 2) * g ** 2
+    mhat = m / (1.0 - beta1 ** t)
+    vhat = v / (1.0 - beta2 ** t)
+    u = learning_rate * mhat / (np.sqrt(vhat) + epsilon)
+    return u, {"m": m, "v": v}
+
+
+_add("yogi", rule=yogi, class_name="Yogi", torch_counterpart=False,
+     optax_counterpart=True,
+     defaults=dict(learning_rate=1e-2, beta1=0.9, beta2=0.999, epsilon=1e-3,
+                   initial_accumulator=1e-6),
+     quad={"learning_rate": 0.05}, quad_decay=True,
+     rosen_lr=0.05, rosen_bar=1e-3,
+     default_lr=(None, 1e-3),
+     custom=[((0.02, 2e-3), dict(beta1=0.8, beta2=0.99, epsilon=1e-4,
+                                 initial_accumulator=0.01))],
+     wrapped=[dict(weight_decay=0.1), dict(weight_decay=0.1, momentum=0.5)],
+     zero_crossing={"quadratic-weight_decay0.1-momentum0.5"},     # 1.8e-4
+     aliases=[(dict(betas=(0.8, 0.99)), dict(beta1=0.8, beta2=0.99))])
+
+
+def adabelief(g, state, t, learning_rate, beta1, beta2, epsilon,
+              epsilon_root):
+    """AdaBelief (Zhuang et al. 2020, Algorithm 2), as optax.adabelief."""
+    m = state.get("m", np.zeros_like(g))
+    s = state.get("s", np.zeros_like(g))
+
+    m = beta1 * m + (1.0 - beta1) * g
+    s = beta2 * s + (1.0 - beta2) * (g - m) ** 2 + epsilon_root
+    mhat = m / (1.0 - beta1 ** t)
+    shat = s / (1.0 - beta2 ** t)
+    u = learning_rate * mhat / (np.sqrt(shat) + epsilon)
+    return u, {"m": m, "s": s}
+
+
+_add("adabelief", rule=adabelief, class_name="AdaBelief",
+     torch_counterpart=False, optax_counterpart=True,
+     defaults=dict(learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-16,
+                   epsilon_root=1e-16),
+     quad={"learning_rate": 0.05}, quad_decay=True,
+     rosen_lr=0.01, rosen_bar=1e-3,
+     custom=[((0.01, 1e-3), dict(beta1=0.8, beta2=0.99, epsilon=1e-8,
+                                 epsilon_root=1e-10))],
+     wrapped=[dict(weight_decay=0.1), dict(weight_decay=0.1, momentum=0.5)],
+     aliases=[(dict(b1=0.8, b2=0.99), dict(beta1=0.8, beta2=0.99))])
+
+
+def prodigy(g, state, t, x, learning_rate, beta1, beta2, beta3, epsilon, d0,
+            d_coef, safeguard_warmup, bias_correction):
+    """Prodigy (Mishchenko & Defazio 2024, Adam version) as
+    optax.contrib.prodigy: the step uses d_t, epsilon the new estimate
+    d_{t+1}; r and s carry a factor 1/d0 that cancels in their ratio."""
+    if not state:
+        state = {"m": np.zeros_like(g), "v": np.zeros_like(g),
+                 "s": np.zeros_like(g), "x0": x.copy(), "d": d0, "r": 0.0}
+    m, v, s, x0, d, r = (state[k] for k in ("m", "v", "s", "x0", "d", "r"))
+    b3 = math.sqrt(beta2) if beta3 is None else beta3
+    if bias_correction:
+        bc = math.sqrt(1.0 - beta2 ** t) / (1.0 - beta1 ** t)
+    else:
+        bc = 1.0
+    dlr = d * learning_rate * bc
+
+    m = beta1 * m + (1.0 - beta1) * d * g
+    v = beta2 * v + (1.0 - beta2) * (d * g) ** 2
+    r = b3 * r + (d / d0) * dlr * float(np.dot(g, x0 - x))
+    if safeguard_warmup:
+        s = b3 * s + d * d * g / d0
+    else:
+        s = b3 * s + d * dlr * g / d0
+    denominator = float(np.sum(np.abs(s)))
+    d_next = max(d, d_coef * r / denominator) if denominator > 0 else d
+    u = dlr * m / (np.sqrt(v) + d_next * epsilon)
+    return u, {"m": m, "v": v, "s": s, "x0": x0, "d": d_next, "r": r}, dlr
+
+
+_add("prodigy", rule=prodigy, class_name="Prodigy", torch_counterpart=False,
+     optax_counterpart=True, takes_x=True,
+     defaults=dict(learning_rate=1.0, beta1=0.9, beta2=0.999, beta3=None,
+                   epsilon=1e-8, d0=1e-6, d_coef=1.0, safeguard_warmup=False,
+                   bias_correction=True),
+     quad={}, quad_decay=True,
+     rosen_lr=0.3, rosen_bar=1e-3,
+     short_runs=dict(d0=1e-2),
+     default_lr=(0.3, 0.3),
+     table_base=dict(d0=0.3),
+     custom=[((0.3, 0.3), dict(beta1=0.8, beta2=0.99, beta3=0.9,
+                               epsilon=1e-6, d0=0.2, d_coef=0.5)),
+             ((0.3, 0.3), dict(safeguard_warmup=True)),
+             ((0.3, 0.3), dict(bias_correction=False))],
+     wrapped=[dict(weight_decay=0.1), dict(weight_decay=0.1, momentum=0.5)],
+     zero_crossing={"quadratic-default",                          # 1.3e-4
+                    "quadratic-custom2",                          # 2.8e-4
+                    "quadratic-weight_decay0.1-momentum0.5"},     # 3.0e-3
+     aliases=[(dict(betas=(0.8, 0.99), d0=0.3, lr=0.3),
+               dict(beta1=0.8, beta2=0.99, d0=0.3, learning_rate=0.3))])
+
+
 def _curvature_ok(s, y):
     """A pair is used only when it shows positive curvature: s'y > eps |s| |y|."""
     return s @ y > np.finfo(float).eps * np.linalg.norm(s) * np.linalg.norm(y)
@@ -662,6 +813,8 @@ def trajectory(algo, grad_fn, x0, steps, momentum=None, nesterov=False,
             r = rng.standard_normal(n)
             hv = noise(np.asarray(hvp_fn(x, r), dtype=np.float64))
             u, state = rule(g, state, t, hv, **settings)
+        elif rec.takes_x:
+            u, state, decay_lr = rule(g, state, t, x=x, **settings)
         else:
             u, state = rule(g, state, t, **settings)
         u = noise(u)
@@ -677,7 +830,7 @@ def trajectory(algo, grad_fn, x0, steps, momentum=None, nesterov=False,
             step = mu * v - u
 
         if wd > 0:
-            x_new = x + step - lr * wd * x
+            x_new = x + step - (decay_lr if rec.takes_x else lr) * wd * x
         else:
             x_new = x + step
         x = noise(x_new)

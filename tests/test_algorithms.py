@@ -109,8 +109,9 @@ def _tree_loss(p):
 def test_float32_trees_stay_float32_and_follow_the_float64_run(name):
     t32, t64 = _tree(np.float32), _tree(np.float64)
     leaves32 = [leaf for leaf in Layout(t32).arrays]
-    o32 = dh.build(name, _tree_loss, t32, rng=0, learning_rate=1e-3)
-    o64 = dh.build(name, _tree_loss, t64, rng=0, learning_rate=1e-3)
+    extra = R.record(name).short_runs
+    o32 = dh.build(name, _tree_loss, t32, rng=0, learning_rate=1e-3, **extra)
+    o64 = dh.build(name, _tree_loss, t64, rng=0, learning_rate=1e-3, **extra)
     for _ in range(20):
         o32.step()
         o64.step()

@@ -23,7 +23,9 @@ GRADIENT_ALGORITHMS = [name for name in dh.algorithms()
 #: Flat state buffers of each algorithm with its default hyperparameters.
 STATE_BUFFERS = {"sgd": 0, "momentum": 1, "nag": 1, "rmsprop": 1, "rprop": 2, "adagrad": 1,
                  "adadelta": 2, "adam": 2, "adamax": 2, "amsgrad": 3, "nadam": 2, "adamw": 2,
-                 "radam": 2, "esgd": 1}
+                 "radam": 2, "esgd": 1, "lion": 1, "yogi": 2, "adabelief": 2, "prodigy": 4}
+#: Scalar state besides them (NAdam's mu_product; Prodigy's d and numerator).
+SCALARS = {"nadam": 1, "prodigy": 2}
 
 PIPELINES = {
     "plain": {},
@@ -194,7 +196,7 @@ def test_the_optimizer_holds_at_most_two_sets_of_state_and_a_quarter(algo):
         held = sum(a.nbytes for a in opt._buffers())
         bound = (2 * STATE_BUFFERS[algo] + 1.25) * params.nbytes
         assert held <= bound, (algo, dtype, held / params.nbytes)
-        assert len(opt.state) == STATE_BUFFERS[algo] + (algo == "nadam")   # + mu_product
+        assert len(opt.state) == STATE_BUFFERS[algo] + SCALARS.get(algo, 0)
 
 
 # -- a refused update changes nothing, wherever the chunk -----------------------

@@ -10,7 +10,7 @@ quadratic and on the 2-D Rosenbrock function from (-3, -3), with
   (d) Nesterov momentum 0.5 ("nesterov0.5"),
   (e) the record's weight-decay / momentum-wrapper sets, if any,
 
-and the whole trajectory x_0 .. x_100 must agree with the transcription to
+each with the record's table_base added (Prodigy's d0; see reference.Record), and the whole trajectory x_0 .. x_100 must agree with the transcription to
 rtol 1e-10.  The algorithms are the package's registry; every setting (the
 transcription, the learning rates, the custom sets, the aliases, which runs
 need an absolute tolerance) comes from the algorithm's record in
@@ -123,8 +123,9 @@ def run_reference(algo, problem_name, steps, seed=ESGD_SEED, **kwargs):
 PROBLEMS = ("quadratic", "rosenbrock")
 
 
-def _with_lr(hyper, lr):
-    return dict(hyper) if lr is None else dict(hyper, learning_rate=lr)
+def _with_lr(hyper, lr, base=None):
+    hyper = dict(base or {}, **hyper)
+    return hyper if lr is None else dict(hyper, learning_rate=lr)
 
 
 def _label(hyper):
@@ -143,18 +144,19 @@ def _cases():
             continue
         for k, name in enumerate(PROBLEMS):
             lr = rec.default_lr[k]
-            cases.append((algo, name, "default", _with_lr({}, lr)))
+            base = rec.table_base
+            cases.append((algo, name, "default", _with_lr({}, lr, base)))
             for j, (lrs, hyper) in enumerate(rec.custom, start=1):
                 cases.append((algo, name, f"custom{j}",
-                              _with_lr(hyper, lrs[k])))
+                              _with_lr(hyper, lrs[k], base)))
             cases.append((algo, name, "momentum0.5",
-                          _with_lr(dict(momentum=0.5), lr)))
+                          _with_lr(dict(momentum=0.5), lr, base)))
             cases.append((algo, name, "nesterov0.5",
-                          _with_lr(dict(momentum=0.5, nesterov=True), lr)))
+                          _with_lr(dict(momentum=0.5, nesterov=True), lr, base)))
         for hyper in rec.wrapped:
             for k, name in enumerate(PROBLEMS):
                 cases.append((algo, name, _label(hyper),
-                              _with_lr(hyper, rec.default_lr[k])))
+                              _with_lr(hyper, rec.default_lr[k], rec.table_base)))
     return cases
 
 

@@ -30,10 +30,11 @@ print("minima:", np.round(himmelblau.minima, 3).tolist())
 STEPS = 300
 START = (0.0, -1.0)
 GROUPS = {
-    "gradient descent and momentum": {
+    "gradient descent, momentum, Lion": {
         "sgd": ("sgd", {"learning_rate": 0.01}),
         "momentum": ("momentum", {"learning_rate": 3e-3, "momentum": 0.9}),
         "nag": ("nag", {"learning_rate": 3e-3, "momentum": 0.9}),
+        "lion": ("lion", {"learning_rate": 0.01}),
     },
     "per-coordinate step sizes": {
         "adagrad": ("adagrad", {"learning_rate": 1.0}),
@@ -42,13 +43,16 @@ GROUPS = {
         "rprop": ("rprop", {"learning_rate": 0.01}),
         "esgd": ("esgd", {"learning_rate": 0.1, "rng": 0}),
     },
-    "the Adam family": {
+    "the Adam family and its successors": {
         "adam": ("adam", {"learning_rate": 0.1}),
         "adamax": ("adamax", {"learning_rate": 0.3}),
         "amsgrad": ("amsgrad", {"learning_rate": 0.1}),
         "nadam": ("nadam", {"learning_rate": 0.1}),
         "adamw": ("adamw", {"learning_rate": 0.1}),
         "radam": ("radam", {"learning_rate": 0.03}),
+        "yogi": ("yogi", {"learning_rate": 0.1}),
+        "adabelief": ("adabelief", {"learning_rate": 0.1}),
+        "prodigy": ("prodigy", {"learning_rate": 1.0}),
     },
     "quasi-Newton": {"lbfgs": "lbfgs", "bfgs": "bfgs"},
 }
