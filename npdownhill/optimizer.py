@@ -13,7 +13,8 @@ section 3)::
     -> the rule             u = rule(g)             "the amount it would subtract"
     -> momentum             v = mu v - u;  step = v            (classical)
                                            step = mu v - u     (Nesterov)
-    -> weight decay         step -= lr * weight_decay * p      (decoupled)
+    -> weight decay         step -= lr * weight_decay * p      (decoupled; per leaf if a dict)
+    -> per-leaf rates       step *= c_leaf  (learning_rate_multipliers; 0 for frozen leaves)
     -> step                 p += step
 
 The update runs chunk by chunk (:attr:`Optimizer.chunk_bytes` of each
@@ -39,6 +40,7 @@ from autograd import make_vjp
 from autograd.extend import vspace
 
 from . import hyper as H
+from . import leafpatterns
 from . import optimizer_state
 from . import pipeline as P
 from .diagnostics import check_arity, explain_trace_error
@@ -104,7 +106,7 @@ class _Plan:
     __slots__ = ("chunk_bytes", "n", "spans", "longest", "g", "x", "y", "ones", "states", "rows",
                  "velocity", "nesterov", "mult", "mask", "max_elem", "params", "reread",
                  "new_params", "in_velocity", "prepass", "check", "adders", "constants",
-                 "engine_constants", "one")
+                 "engine_constants", "one", "decay")
 
 
 class Optimizer:
@@ -179,7 +181,18 @@ class Optimizer:
         named in ``frozen`` never move.
     ``weight_decay`` (0)
         Decoupled decay :math:`p \leftarrow p - \eta\, \lambda\, p` applied with
-        each step (Loshchilov & Hutter 2019; AdamW's definition).
+        each step (Loshchilov & Hutter 2019; AdamW's definition). A dict
+        ``{leaf name or pattern: lambda}`` (``{"*.W": 1e-4}``) sets it per
+        leaf, 0 for the leaves it does not match (see
+        :mod:`npdownhill.leafpatterns` for the matching rules).
+    ``learning_rate_multipliers`` (None)
+        ``{leaf name or pattern: c}``: leaf :math:`\ell`'s whole step
+        (the rule's, momentum and weight decay) is multiplied by
+        :math:`c_\ell`, as a torch parameter group with learning rate
+        :math:`c_\ell \eta` would move it. Unlike ``gradient_multipliers``,
+        which scale-invariant rules (Adam, RMSProp) cancel out, this always
+        scales the step. A schedule sets :math:`\eta`; the multiplier scales
+        the step it gives.
     ``rng`` (None)
         Seed or ``numpy.random.Generator`` for gradient noise and for
         algorithms that draw random numbers.
@@ -202,7 +215,10 @@ class Optimizer:
         "gradient_noise_decay": H.Hyper(0.0, H.nonnegative, "noise std decays as (1 + t)^(-decay / 2)"),
         "gradient_multipliers": H.Hyper(None, H.leaf_factors, "{leaf name: factor} on the gradient"),
         "frozen": H.Hyper((), H.leaf_names, "leaf names that never move"),
-        "weight_decay": H.Hyper(0.0, H.nonnegative, "decoupled weight decay factor"),
+        "weight_decay": H.Hyper(0.0, H.decay_spec, "decoupled weight decay factor, or "
+                                "{leaf name or pattern: factor} (others 0)"),
+        "learning_rate_multipliers": H.Hyper(None, H.leaf_pattern_factors,
+                                             "{leaf name or pattern: factor} on the step"),
         "rng": H.Hyper(None, H.rng_or_seed, "seed or Generator for noise and random algorithms"),
     }
     #: ``{alias: (name, name, ...)}``: one keyword that sets several
@@ -263,6 +279,7 @@ class Optimizer:
         self._rng = np.random.default_rng()
         self._mult = None
         self._mask = None
+        self._decay = None         # per-element weight decay when weight_decay is a dict
         self._batch = ()
         self._plan = None          # what an update does; made afresh when the setup changes
         self._pairs = {}           # {name: (buffer, buffer)}: each state buffer and its spare
@@ -372,11 +389,14 @@ class Optimizer:
         self._check_hyper(call, merged)
         mult, mask = P.multipliers(self.layout, merged["gradient_multipliers"] or {},
                                    merged["frozen"], call)
+        # per-leaf rates (folded into the step mask) and weight decay (by name or pattern)
+        mask = leafpatterns.rate_mask(self.layout, merged["learning_rate_multipliers"], mask, call)
+        decay = leafpatterns.decay_vector(self.layout, merged["weight_decay"], call)
         old = self.hyper
         if "rng" in hyper:
             self._rng = np.random.default_rng(hyper["rng"])
         self.hyper = merged
-        self._mult, self._mask = mult, mask
+        self._mult, self._mask, self._decay = mult, mask, decay
         if explicit:
             self.explicit.update(hyper)
         self._sync_state()
@@ -461,7 +481,8 @@ class Optimizer:
     def _buffers(self):
         """Every array the optimizer holds for its updates, each once: the state and its
         spare buffers, the gradient buffer, the multipliers and mask, scratch."""
-        held = [self._g, *self.state.values(), *self._scratch.values(), self._mult, self._mask]
+        held = [self._g, *self.state.values(), *self._scratch.values(), self._mult, self._mask,
+                self._decay]
         for pair in self._pairs.values():
             held.extend(pair)
         unique = {}
@@ -571,7 +592,10 @@ class Optimizer:
         plan.nesterov = bool(h["nesterov"])
         plan.mult, plan.mask = cut(self._mult), cut(self._mask)
         plan.max_elem = h["max_gradient_elem"]
-        plan.params, plan.reread = self._param_chunks(spans) if h["weight_decay"] else (None, None)
+        # weight decay: one factor for every leaf, or one per element (plan.decay)
+        plan.decay = cut(self._decay)
+        decays = plan.decay is not None or not isinstance(h["weight_decay"], dict) and h["weight_decay"]
+        plan.params, plan.reread = self._param_chunks(spans) if decays else (None, None)
         plan.in_velocity = momentum and not plan.nesterov and plan.params is None and plan.mask is None
         # with weight decay reading each chunk's params anyway, the loop can write the new
         # params into the gradient buffer, and the end of the update copies them over
@@ -711,10 +735,12 @@ class Optimizer:
         parity = self._parity
         kernel = self._rule(t + 1, lr, plan.states[parity ^ 1])
         rows, velocity, params, mask = plan.rows[parity], plan.velocity[parity], plan.params, plan.mask
+        decay = plan.decay
         if velocity is not None:
             nesterov, in_velocity = plan.nesterov, plan.in_velocity
         if velocity is not None or params is not None:
-            mu, factor = self._constants(mu, lr * h["weight_decay"], held=plan.engine_constants)
+            mu, factor = self._constants(mu, lr if plan.decay is not None else lr * h["weight_decay"],
+                                         held=plan.engine_constants)
         if params is not None:
             if plan.reread is not None:
                 self.layout.read(plan.reread)
@@ -755,7 +781,11 @@ class Optimizer:
                 p = params[c]
                 if p.__class__ is list:
                     p = np.concatenate(p, 0, tmp)
-                np.subtract(u, np.multiply(p, factor, tmp), u)
+                if decay is None:
+                    np.subtract(u, np.multiply(p, factor, tmp), u)
+                else:        # per leaf: step -= lr * wd_leaf * p
+                    np.multiply(p, decay[c], tmp)
+                    np.subtract(u, np.multiply(tmp, factor, tmp), u)
             if mask is not None:
                 np.multiply(u, mask[c], u)    # frozen leaves never move
             # the step's finiteness (a sum: NaN and inf propagate; an exact look if it
@@ -791,7 +821,8 @@ class Optimizer:
         self._rule(t + 1, lr, plan.states[parity ^ 1])(g, u, tmp, *plan.rows[parity][0])
         velocity, params, flat = plan.velocity[parity], plan.params, u
         if velocity is not None or params is not None:
-            mu, factor = self._constants(mu, lr * h["weight_decay"], held=plan.engine_constants)
+            mu, factor = self._constants(mu, lr if plan.decay is not None else lr * h["weight_decay"],
+                                         held=plan.engine_constants)
         if velocity is not None:
             old, new = velocity[0]
             np.multiply(old, mu, new)
@@ -808,7 +839,11 @@ class Optimizer:
                 p = np.concatenate(p, 0, tmp)
             elif plan.reread is not None:
                 p = self.layout.read(plan.reread)
-            np.subtract(u, np.multiply(p, factor, tmp), u)
+            if plan.decay is None:
+                np.subtract(u, np.multiply(p, factor, tmp), u)
+            else:            # per leaf: step -= lr * wd_leaf * p
+                np.multiply(p, plan.decay[0], tmp)
+                np.subtract(u, np.multiply(tmp, factor, tmp), u)
         if plan.mask is not None:
             np.multiply(u, plan.mask[0], u)
         if not (math.isfinite(np.dot(u, ones)) or P.finite(u)):

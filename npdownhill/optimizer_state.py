@@ -46,7 +46,7 @@ def encode(opt):
             out[kind] = "rng"
         elif value is None:
             out[kind] = "none"
-        elif name == "gradient_multipliers":
+        elif isinstance(value, dict):      # {leaf name or pattern: factor}
             out[kind] = "dict"
             C.encode_floats(key, value, out)
         elif name == "frozen":

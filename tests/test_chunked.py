@@ -38,6 +38,10 @@ PIPELINES = {
     "multipliers": {"gradient_multipliers": {"big": 0.5}},
     "frozen, decay, clip": {"frozen": ["b"], "momentum": 0.9, "weight_decay": 0.1,
                             "max_gradient_elem": 1.0},
+    "rates and decay by pattern": {"learning_rate_multipliers": {"b*": 0.5, "mat": 2.0},
+                                   "weight_decay": {"?": 0.1, "big": 0.01}, "momentum": 0.9},
+    "rates, frozen, decay dict": {"learning_rate_multipliers": {"*": 0.3}, "frozen": ["c"],
+                                  "weight_decay": {"mat": 0.1}},
 }
 
 
