@@ -1377,28 +1377,69 @@ class Optimizer:
         """
         return optimizer_state.encode(self)
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state, strict=True):
         """Restore a :meth:`state_dict`, including the user's parameter arrays.
+
+        Parameters
+        ----------
+        state : dict
+            A :meth:`state_dict` (or a run checkpoint's contents).
+        strict : bool, default True
+            ``True``: restore everything (parameters, state buffers, update
+            count, hyperparameters, generator); the state must come from the
+            same algorithm and the same tree. ``False``, for a warm start
+            after the model changed: load the saved values of the leaves
+            whose name and shape match, and nothing else -- the optimizer's
+            own state, update count, hyperparameters and generator stay as
+            they are (so training continues as a fresh optimization from the
+            loaded values, as with torch's ``model.load_state_dict(...,
+            strict=False)`` followed by a new optimizer). Any algorithm's
+            state may be read; values of another float dtype are cast.
+
+        Returns
+        -------
+        LoadResult
+            ``(loaded, missing, unexpected, mismatched)``: lists of leaf
+            names (with ``strict=True``, every leaf is loaded).
 
         Raises
         ------
         ValueError
-            The dict is from another algorithm, or its tree has other leaf
-            names, shapes or dtype (the message says what differs), or a
-            leaf of ``params`` was rebound. Nothing is changed then.
+            ``strict=True``: the dict is from another algorithm, or its tree
+            has other leaf names, shapes or dtype (the message says what
+            differs). Either way: not an npdownhill state, a damaged one, or
+            a leaf of ``params`` rebound. Nothing is changed then.
+        TypeError
+            ``strict`` is not a bool, or ``state`` not a dict.
+
+        Examples
+        --------
+        >>> import numpy as np, npdownhill as dh
+        >>> old = dh.SGD(None, {"w": np.ones(3), "b": np.ones(())})
+        >>> new = dh.Adam(None, {"w": np.zeros(3), "v": np.zeros(2)})
+        >>> new.load_state_dict(old.state_dict(), strict=False)
+        LoadResult(loaded=['w'], missing=['v'], unexpected=['b'], mismatched=[])
         """
         where = f"{type(self).__name__}.load_state_dict"
+        if not isinstance(strict, (bool, np.bool_)):
+            raise TypeError(f"{where}(strict={strict!r}): strict must be True or False; "
+                            f"got {type(strict).__name__}")
         self._check_params(where)
+        if not strict:
+            return optimizer_state.load_leaves(self, state, f"{where}(strict=False)")
         optimizer_state.apply(self, optimizer_state.decode(self, state, where), where)
+        return optimizer_state.LoadResult(list(self.layout.names), [], [], [])
 
     def save_state(self, path):
         """Write :meth:`state_dict` to ``path`` as one ``.npz`` file, atomically."""
         save_npz(path, self.state_dict())
 
-    def load_state(self, path):
+    def load_state(self, path, strict=True):
         """Read a file written by :meth:`save_state` (no pickle) and restore it.
 
         A run checkpoint can be read too: its optimizer part is restored.
+        ``strict`` and the returned :class:`~npdownhill.optimizer_state.LoadResult`
+        are those of :meth:`load_state_dict`.
 
         Raises
         ------
@@ -1406,7 +1447,7 @@ class Optimizer:
             The file is truncated, holds pickled objects, is not an
             npdownhill state, or does not fit this optimizer. Nothing changes.
         """
-        self.load_state_dict(load_npz(path))
+        return self.load_state_dict(load_npz(path), strict)
 
 
 def _same_value(a, b):
