@@ -289,3 +289,8 @@ def decay_spec(call, name, value):
     if isinstance(value, dict):
         return _pattern_dict(call, name, value, "a decay factor >= 0")
     return nonnegative(call, name, value)
+
+
+def count(call, name, value):
+    """An integer >= 1 (``accumulate``)."""
+    return number(call, name, value, low=1, integer=True)

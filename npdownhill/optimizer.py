@@ -185,6 +185,19 @@ class Optimizer:
         ``{leaf name or pattern: lambda}`` (``{"*.W": 1e-4}``) sets it per
         leaf, 0 for the leaves it does not match (see
         :mod:`npdownhill.leafpatterns` for the matching rules).
+    ``accumulate`` (1)
+        Gradient accumulation: each call of :meth:`step`, :meth:`apply` or
+        :meth:`update` adds its (checked, raw) gradient to a pending sum, and
+        every ``k``-th call makes one update from the mean
+        :math:`\bar g = \frac1k \sum_{j=1}^{k} g_j` (the unweighted mean of the
+        batch gradients, as torch loops get by dividing each batch's loss by
+        ``k``); noise, multipliers, clipping and the rule act on
+        :math:`\bar g`. The other calls change only the sum (``update``
+        returns zero steps). Schedules, ``updates`` and ``max_updates``
+        count updates. The sum and its count are part of the state dict;
+        a change of ``accumulate`` keeps them (the next update averages
+        what is pending). :meth:`get_updates`, ESGD and the quasi-Newton
+        rules refuse it.
     ``learning_rate_multipliers`` (None)
         ``{leaf name or pattern: c}``: leaf :math:`\ell`'s whole step
         (the rule's, momentum and weight decay) is multiplied by
@@ -219,6 +232,7 @@ class Optimizer:
                                 "{leaf name or pattern: factor} (others 0)"),
         "learning_rate_multipliers": H.Hyper(None, H.leaf_pattern_factors,
                                              "{leaf name or pattern: factor} on the step"),
+        "accumulate": H.Hyper(1, H.count, "average this many batches' gradients into one update"),
         "rng": H.Hyper(None, H.rng_or_seed, "seed or Generator for noise and random algorithms"),
     }
     #: ``{alias: (name, name, ...)}``: one keyword that sets several
@@ -280,6 +294,8 @@ class Optimizer:
         self._mult = None
         self._mask = None
         self._decay = None         # per-element weight decay when weight_decay is a dict
+        self._accum = None         # accumulate > 1: the sum of the pending batch gradients
+        self._accum_count = 0      # how many gradients it holds
         self._batch = ()
         self._plan = None          # what an update does; made afresh when the setup changes
         self._pairs = {}           # {name: (buffer, buffer)}: each state buffer and its spare
@@ -417,6 +433,10 @@ class Optimizer:
 
     def _check_hyper(self, call, hyper):
         """Cross-checks between hyperparameters; subclasses extend it."""
+        if hyper["accumulate"] > 1 and self.needs_loss:
+            raise ValueError(f"{call}(accumulate={hyper['accumulate']}): {type(self).__name__} "
+                             "evaluates the loss on each batch itself, so it cannot average "
+                             "several batches' gradients into one update")
 
     def _hyper_changed(self, old, changed):
         """Adjust existing state after the hyperparameters ``changed`` (names) changed.
@@ -482,7 +502,7 @@ class Optimizer:
         """Every array the optimizer holds for its updates, each once: the state and its
         spare buffers, the gradient buffer, the multipliers and mask, scratch."""
         held = [self._g, *self.state.values(), *self._scratch.values(), self._mult, self._mask,
-                self._decay]
+                self._decay, self._accum]
         for pair in self._pairs.values():
             held.extend(pair)
         unique = {}
@@ -858,6 +878,7 @@ class Optimizer:
         self._parity ^= 1
         self.state.update(plan.states[self._parity])
         self._updates[()] += 1
+        self._accum_count = 0           # the pending gradients went into this update
         self.last_learning_rate = lr
 
     def _add(self, plan, flat, new):
@@ -871,6 +892,50 @@ class Optimizer:
             add = plan.adders[id(flat)] = self.layout.adder(flat)
         add()
         return
+
+    # -- gradient accumulation (accumulate = k) ---------------------------
+    def _accumulating(self):
+        """Whether gradients go through the pending sum (``accumulate > 1`` or a sum pending)."""
+        return self._accum_count > 0 or self._hyper["accumulate"] > 1
+
+    def _accumulation_buffer(self):
+        if self._accum is None:
+            self._accum = self.layout.empty()
+        return self._accum
+
+    def _accumulate(self, grads, where):
+        """Add a gradient to the pending sum; True when it completes an update.
+
+        The gradient is gathered into the gradient buffer and checked (a
+        non-finite one is refused before it joins the sum). With ``n``
+        gradients now pending and ``n < accumulate``, it joins the sum
+        :math:`S \leftarrow S + g` and False is returned. Otherwise the mean
+        :math:`\bar g = (S + g) / n` is written into the gradient buffer and
+        True is returned; the sum itself is cleared by :meth:`_commit`, so
+        an update refused after this leaves it as it was.
+        """
+        if grads is _GATHERED:
+            self._check_gradient()
+        else:
+            self._gather_grads(grads, where)
+        n = self._accum_count + 1
+        if n < self._hyper["accumulate"]:
+            total = self._accumulation_buffer()
+            if n == 1:
+                np.copyto(total, self._g)
+            else:
+                np.add(total, self._g, total)
+            self._accum_count = n
+            return False
+        if n > 1:
+            np.add(self._accum, self._g, self._g)
+            np.divide(self._g, n, self._g)
+        return True
+
+    def _pending_learning_rate(self):
+        """The learning rate the pending update will use (for monitors)."""
+        lr = self._hyper["learning_rate"]
+        return self._scheduled("learning_rate", int(self._updates)) if callable(lr) else lr
 
     def _check_gradient(self):
         """Refuse a non-finite gradient in the gradient buffer before anything is drawn."""
@@ -1104,6 +1169,11 @@ class Optimizer:
                     if self._plan.prepass:
                         self._check_gradient()
                     grads = _GATHERED
+            if self._accumulating():
+                if not self._accumulate(grads, where):
+                    monitors["learning_rate"] = self._pending_learning_rate()
+                    return monitors
+                grads = _GATHERED
             self._batch = batch
             flat, lr, plan, new = self._advance(grads, where, True)
         finally:
@@ -1132,6 +1202,10 @@ class Optimizer:
         call, where = self._calls["update"]
         self._needs_loss("update")
         self._check_params(call)
+        if self._accumulating():
+            if not self._accumulate(grads, where):
+                return self.layout.unflatten(self.layout.zeros())
+            grads = _GATHERED
         self._batch = batch
         step, lr, plan, _ = self._advance(grads, where)
         out = step.copy()
@@ -1160,6 +1234,10 @@ class Optimizer:
         if self.needs_loss and self.loss is None:
             self._needs_loss("apply")
         self._check_params(call)
+        if self._accumulating():
+            if not self._accumulate(grads, where):
+                return
+            grads = _GATHERED
         self._batch = batch
         flat, lr, plan, new = self._advance(grads, where, True)
         self._commit(plan, lr)
@@ -1169,6 +1247,8 @@ class Optimizer:
         """Run the pipeline on the flat, checked gradient ``g``; add the step to the params."""
         if g is not self._g:
             np.copyto(self._g, g)
+        if self._accumulating() and not self._accumulate(_GATHERED, "gradient"):
+            return
         self._batch = batch
         try:
             flat, lr, plan, new = self._advance(_GATHERED, "gradient", True)
@@ -1225,6 +1305,11 @@ class Optimizer:
             random generator advances (for gradient noise or ESGD).
         """
         call, where = self._calls["get_updates"]
+        if self._accumulating():
+            raise ValueError(f"{call}: gradient accumulation (accumulate="
+                             f"{self._hyper['accumulate']}, {self._accum_count} gradients "
+                             "pending) keeps a running sum that an update list cannot carry; "
+                             "use apply() or update()")
         self._needs_loss("get_updates")
         self._check_params(call)
         self._batch = batch

@@ -66,6 +66,10 @@ def encode(opt):
             out[kind] = "value"
             out[key] = value
     out.update(rngstate.encode("rng", opt._rng))
+    # gradient accumulation: the pending sum and how many gradients it holds
+    out["accumulated.count"] = opt._accum_count
+    if opt._accum_count:
+        out["accumulated"] = opt._accum.copy()
     return out
 
 
@@ -84,6 +88,8 @@ class Decoded:
     buffers, params, updates, rng_state
         The saved state buffers, flat parameters, update count and random
         generator state.
+    accumulated, accumulated_count
+        The pending sum of gradient accumulation (or None) and its count.
     """
 
     def __init__(self, **fields):
@@ -149,8 +155,14 @@ def _decode(opt, state, where):
     updates = C.scalar(state, "updates", int, where)
     if updates < 0:
         raise ValueError(f"{where}: updates must be >= 0; got {updates}")
+    # states written before gradient accumulation existed have no pending sum
+    count = C.scalar(state, "accumulated.count", int, where) if "accumulated.count" in state else 0
+    if count < 0:
+        raise ValueError(f"{where}: accumulated.count must be >= 0; got {count}")
+    accumulated = floats(state, "accumulated", (layout.size,), where) if count else None
     return Decoded(hyper=hyper, described=described, schedules=schedules, buffers=buffers,
-                   params=params, updates=updates, rng_state=rng_state)
+                   params=params, updates=updates, rng_state=rng_state,
+                   accumulated=accumulated, accumulated_count=count)
 
 
 def _saved_tree(state, where):
@@ -339,6 +351,9 @@ def apply(opt, decoded, where, keep=()):
     layout = opt.layout
     opt._rng.bit_generator.state = decoded.rng_state
     opt._updates[...] = decoded.updates
+    if decoded.accumulated_count:
+        np.copyto(opt._accumulation_buffer(), decoded.accumulated, casting="same_kind")
+    opt._accum_count = decoded.accumulated_count
     layout.write(decoded.params.astype(layout.dtype, copy=False))
     numeric = [name for name in kept_changes if name not in decoded.schedules]
     if numeric:   # the kept values act on the loaded state as a change would

@@ -368,6 +368,7 @@ class Run:
                 break
             st.busy = True            # until this batch is counted
             batch = () if source is None else next(source)
+            before = opt.updates
             try:
                 monitors = step(*batch)
             except NonFiniteError as err:
@@ -393,7 +394,7 @@ class Run:
             partial.weight += w
             st.learning_rate = monitors["learning_rate"]
             partial.batches += 1
-            st.updates += 1
+            st.updates += opt.updates - before   # 0 for a batch only accumulated
             st.busy = False
             if interrupt.hit:
                 interrupt.check()
