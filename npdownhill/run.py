@@ -488,8 +488,10 @@ class Run:
     def _log_end(self):
         st = self.state
         logger.info("%s: run ended (%s) at epoch %d after %d updates; best validation loss %s "
-                    "at epoch %d", self.name, st.stop or "done", st.epoch, st.updates,
-                    _fmt(st.best_loss), st.best_epoch)
+                    "at epoch %d%s", self.name, st.stop or "done", st.epoch, st.updates,
+                    _fmt(st.best_loss), st.best_epoch,
+                    "" if st.monitor == "loss" else
+                    f" (chosen by {st.monitor} = {_fmt(st.best_value)}, mode {st.mode!r})")
         if st.stop == "error" or st.epoch == 0:
             return
         if self.best is None:
@@ -505,6 +507,8 @@ class Run:
         """One sentence: why the run ended and what the caller's arrays hold."""
         st = self.state
         reason = _REASONS.get(st.stop, "it has not ended")
+        if st.stop == "patience" and st.monitor != "loss":
+            reason = reason.replace("validation loss", f"validation {st.monitor}")
         if self.best is None:
             holds = "no validation gave a finite loss, so the params hold their last values"
         elif st.best_epoch == 0 and st.epoch > 0:

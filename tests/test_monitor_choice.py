@@ -87,6 +87,7 @@ def test_the_monitor_picks_the_best_params_and_drives_patience(case):
     assert result.best_loss == pytest.approx((best_x - 3) ** 2, rel=1e-12)
     assert result.best_valid["dist"] == pytest.approx(abs(best_x - 1), rel=1e-12)
     assert f"{options['monitor']} " in result.message and "at epoch 2" in result.message
+    assert f"the validation {options['monitor']} stopped improving" in result.message
 
 
 def test_min_improvement_is_relative_to_the_monitor():
