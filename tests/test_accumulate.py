@@ -8,8 +8,10 @@ resume mid-accumulation continues bit for bit. Schedules, ``updates`` and
 over into the next.
 """
 
+import gc
 import os
 import signal
+import tracemalloc
 
 import autograd.numpy as anp
 import numpy as np
@@ -171,6 +173,27 @@ def test_what_cannot_accumulate_refuses_it():
         opt.get_updates(np.ones(2))
 
 
+@pytest.mark.parametrize("algo", ["sgd", "adam"])
+def test_accumulating_allocates_no_full_size_temporary(algo):
+    n = 1_000_000
+    params = {"big": np.ones(n), "b": np.ones(3)}
+    grads = {"big": np.full(n, 1e-3), "b": np.full(3, 1e-3)}
+    opt = dh.build(algo, None, params, learning_rate=1e-4, accumulate=3, momentum=0.5)
+    for _ in range(3):
+        opt.apply(grads)            # the sum, the spares and the scratch are made
+    gc.collect()
+    tracemalloc.start()
+    try:
+        for _ in range(3):          # two gradients only added, then an update
+            tracemalloc.reset_peak()
+            before = tracemalloc.get_traced_memory()[0]
+            opt.apply(grads)
+            assert tracemalloc.get_traced_memory()[1] - before < 0.3 * params["big"].nbytes
+    finally:
+        tracemalloc.stop()
+    assert opt.updates == 2
+
+
 # -- the run layer ---------------------------------------------------------------
 
 X = np.random.default_rng(3).standard_normal((30, 2))
@@ -184,7 +207,8 @@ def fit_loss(p, x, y):
 def fit(**options):
     params = {"w": np.zeros(2), "b": np.zeros(())}
     settings = dict(algo="adam", learning_rate=0.05, batch_size=10, accumulate=2, rng=4,
-                    validate_every=1, patience=None)
+                    validate_every=1, patience=None, momentum=0.3,
+                    learning_rate_multipliers={"b": 0.5}, weight_decay={"w": 0.01})
     settings.update(options)
     return params, dh.minimize(fit_loss, params, [X, Y], **settings)
 
