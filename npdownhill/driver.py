@@ -142,7 +142,10 @@ def iterate(opt, train=None, valid=None, max_updates=None, **kwargs):
         ``valid_batches`` (None: one pass; every validation scores the same
         batches), ``max_epochs`` (None), ``validate_every`` (10),
         ``patience`` (5: failed validations in a row tolerated; the next one
-        ends the run), ``min_improvement`` (0), ``callback`` (None:
+        ends the run), ``min_improvement`` (0), ``monitor`` ('loss': the
+        validation monitor that picks the best parameters and drives patience
+        and ``reduce_on_plateau``; refused if the validation does not produce
+        it), ``mode`` ('min', or 'max' when higher is better), ``callback`` (None:
         ``callback(EpochInfo)`` after every epoch; raise ``StopIteration``
         in it to stop), ``checkpoint`` (None: a file path; the run is saved
         there every ``checkpoint_every`` (1) epochs, at the end and on
