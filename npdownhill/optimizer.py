@@ -614,7 +614,8 @@ class Optimizer:
         plan.max_elem = h["max_gradient_elem"]
         # weight decay: one factor for every leaf, or one per element (plan.decay)
         plan.decay = cut(self._decay)
-        decays = plan.decay is not None or not isinstance(h["weight_decay"], dict) and h["weight_decay"]
+        wd = h["weight_decay"]
+        decays = plan.decay is not None if isinstance(wd, dict) else bool(wd)
         plan.params, plan.reread = self._param_chunks(spans) if decays else (None, None)
         plan.in_velocity = momentum and not plan.nesterov and plan.params is None and plan.mask is None
         # with weight decay reading each chunk's params anyway, the loop can write the new
@@ -759,8 +760,9 @@ class Optimizer:
         if velocity is not None:
             nesterov, in_velocity = plan.nesterov, plan.in_velocity
         if velocity is not None or params is not None:
-            mu, factor = self._constants(mu, lr if plan.decay is not None else lr * h["weight_decay"],
-                                         held=plan.engine_constants)
+            # the decay factor: lr * wd, or lr alone when plan.decay holds each leaf's wd
+            decay_factor = lr if plan.decay is not None else lr * h["weight_decay"]
+            mu, factor = self._constants(mu, decay_factor, held=plan.engine_constants)
         if params is not None:
             if plan.reread is not None:
                 self.layout.read(plan.reread)
@@ -841,8 +843,9 @@ class Optimizer:
         self._rule(t + 1, lr, plan.states[parity ^ 1])(g, u, tmp, *plan.rows[parity][0])
         velocity, params, flat = plan.velocity[parity], plan.params, u
         if velocity is not None or params is not None:
-            mu, factor = self._constants(mu, lr if plan.decay is not None else lr * h["weight_decay"],
-                                         held=plan.engine_constants)
+            # the decay factor: lr * wd, or lr alone when plan.decay holds each leaf's wd
+            decay_factor = lr if plan.decay is not None else lr * h["weight_decay"]
+            mu, factor = self._constants(mu, decay_factor, held=plan.engine_constants)
         if velocity is not None:
             old, new = velocity[0]
             np.multiply(old, mu, new)
