@@ -236,7 +236,8 @@ class AdamW(Adam):
     name = "adamw"
     summary = "= torch.optim.AdamW"
     hyperparameters = {
-        "weight_decay": H.Hyper(1e-2, H.nonnegative, "decoupled weight decay factor"),
+        "weight_decay": H.Hyper(1e-2, H.decay_spec, "decoupled weight decay factor, or "
+                                "{leaf name or pattern: factor} (others 0)"),
     }
 
 

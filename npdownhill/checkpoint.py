@@ -15,7 +15,11 @@ A checkpoint holds, as plain arrays (see :mod:`npdownhill.codec`):
 :func:`resume` checks the whole file against the run before it changes
 anything, then restores it; hyperparameters that the caller gave explicitly
 and that differ from the saved ones are applied with a WARNING naming each
-change, or refused with ``resume_changes='raise'``.
+change, or refused with ``resume_changes='raise'``. The run options that
+give the saved counters their meaning, ``monitor`` and ``mode``, follow the
+same rule: given explicitly and different, they apply with a WARNING (the
+best validation's value is then re-read from its saved monitors) or are
+refused; not given, the saved ones are used.
 """
 
 import logging
@@ -40,6 +44,8 @@ CONTENT = "run"
 # RunState fields saved as scalars (the dicts, the partial epoch and busy are handled apart)
 _SCALARS = {f.name: f.type for f in fields(RunState)
             if f.name not in ("learning_rate", "last_valid", "best_valid", "partial", "busy")}
+# run options saved with the run state (older checkpoints lack them: these defaults)
+_RUN_SETTINGS = ("monitor", "mode")
 _KIND = {"int": int, "float": float, "str": str, "bool": bool}
 
 
@@ -130,6 +136,9 @@ def resume(run, path, where, resume_changes="warn"):
         if data is not None:
             parts[prefix] = (data, sub)
     changed = optimizer_state.changes(opt, decoded, opt.explicit)
+    settings = _run_settings(run, st, where)
+    changed += [(name, repr(saved), repr(given)) for name, (saved, given) in settings.items()
+                if saved != given]
     if changed and resume_changes == "raise":
         lines = "; ".join(f"{name}: saved {saved}, given {given}" for name, saved, given in changed)
         raise ValueError(f"{where}: the checkpoint {path!r} was saved with other hyperparameters "
@@ -146,6 +155,7 @@ def resume(run, path, where, resume_changes="warn"):
             data.load_state_dict(saved[prefix])
         raise
     run.state, run.best, run.history = st, best, history
+    _apply_run_settings(run, settings)
     for name, before, given in changed:
         logger.warning("%s: %s differs from the checkpoint's: saved %s, given %s; the given "
                        "value is used from here on (the run is no longer the one saved)",
@@ -153,13 +163,51 @@ def resume(run, path, where, resume_changes="warn"):
     return changed
 
 
+def _run_settings(run, st, where):
+    """``{name: (saved, in force)}`` of the saved run settings (``monitor``, ``mode``).
+
+    One not given explicitly takes the saved value (it is in force from now on).
+    """
+    out = {}
+    for name in _RUN_SETTINGS:
+        saved = getattr(st, name)
+        out[name] = (saved, run.options[name] if name in run.given else saved)
+    available = ["loss"] + [name for name, _ in run.optimizer.monitors]
+    monitor = out["monitor"][1]
+    if monitor not in available:
+        raise ValueError(f"{where}: the checkpoint's run chose its best validation by monitor "
+                         f"{monitor!r}, which this run's validation does not produce (it "
+                         f"produces {', '.join(repr(a) for a in available)}); pass the same "
+                         "monitors, or monitor=... to choose another")
+    return out
+
+
+def _apply_run_settings(run, settings):
+    """Put the run settings in force; re-read the best value for a changed monitor or mode."""
+    st = run.state
+    for name, (saved, value) in settings.items():
+        run.options[name] = value
+        setattr(st, name, value)
+    if any(saved != value for saved, value in settings.values()):
+        # the best validation stays the saved one; its value is read in the new monitor
+        fallback = math.inf if st.mode == "min" else -math.inf
+        st.best_value = float(st.best_valid.get(st.monitor, fallback))
+
+
 def _decode_run(run, state, where):
     """The run's own part of a checkpoint, checked: ``(RunState, best, history)``."""
-    values = {name: C.scalar(state, f"run.{name}", _kind(kind), where)
+    older = {"monitor": "loss", "mode": "min"}      # checkpoints written before these existed
+    if "run.best_value" not in state:
+        older["best_value"] = C.scalar(state, "run.best_loss", float, where)
+    values = {name: (older[name] if f"run.{name}" not in state and name in older
+                     else C.scalar(state, f"run.{name}", _kind(kind), where))
               for name, kind in _SCALARS.items()}
+    if values["mode"] not in ("min", "max"):
+        raise ValueError(f"{where}: run.mode must be 'min' or 'max'; got {values['mode']!r}")
     negative = [name for name in ("epoch", "updates", "bad", "elapsed") if values[name] < 0]
-    if negative or math.isnan(values["best_loss"]):
-        raise ValueError(f"{where}: run counters {negative or ['best_loss']} are damaged")
+    if negative or math.isnan(values["best_loss"]) or math.isnan(values["best_value"]):
+        raise ValueError(f"{where}: run counters {negative or ['best_loss', 'best_value']} are "
+                         "damaged")
     lr = C.scalar(state, "run.learning_rate", float, where)
     partial = EpochProgress(batches=C.scalar(state, "run.partial.batches", int, where),
                             sums=C.decode_floats("run.partial.sums", state, where),

@@ -22,6 +22,7 @@ import numpy as np
 from . import options as O
 from .checkpoint import folder_exists
 from .dataset import Dataset
+from .hyper import suggest
 from .optimizer import install_run_layer
 from .progress import check_progress
 from .registry import build
@@ -141,7 +142,10 @@ def iterate(opt, train=None, valid=None, max_updates=None, **kwargs):
         ``valid_batches`` (None: one pass; every validation scores the same
         batches), ``max_epochs`` (None), ``validate_every`` (10),
         ``patience`` (5: failed validations in a row tolerated; the next one
-        ends the run), ``min_improvement`` (0), ``callback`` (None:
+        ends the run), ``min_improvement`` (0), ``monitor`` ('loss': the
+        validation monitor that picks the best parameters and drives patience
+        and ``reduce_on_plateau``; refused if the validation does not produce
+        it), ``mode`` ('min', or 'max' when higher is better), ``callback`` (None:
         ``callback(EpochInfo)`` after every epoch; raise ``StopIteration``
         in it to stop), ``checkpoint`` (None: a file path; the run is saved
         there every ``checkpoint_every`` (1) epochs, at the end and on
@@ -209,6 +213,7 @@ def _prepare(opt, train, valid, kwargs, call):
         # refused now rather than at the first save, possibly hours into the run
         raise ValueError(f"{call}(checkpoint={path!r}): the folder of {path!r} does not exist")
     _check_data_options(call, train, valid, given, options)
+    _check_monitor(opt, call, options["monitor"])
     if opt.full_batch and "batch_size" not in given:
         options["batch_size"] = 0          # quasi-Newton rules take the whole data at once
     # the training shuffle is seeded from the optimizer's generator as the hyperparameters
@@ -220,7 +225,18 @@ def _prepare(opt, train, valid, kwargs, call):
         _check_full_batch(opt, call, train_set)
     opt._commit_hyper(call, hyper)
     opt._rng = rng
-    return Run(opt, train_set, valid_set, options, call)
+    run = Run(opt, train_set, valid_set, options, call)
+    run.given = frozenset(given)       # options given explicitly (a resume keeps them)
+    return run
+
+
+def _check_monitor(opt, call, monitor):
+    """Refuse a ``monitor`` that the validation does not produce."""
+    available = ["loss"] + [name for name, _ in opt.monitors]
+    if monitor not in available:
+        raise ValueError(f"{call}(monitor={monitor!r}): the validation does not produce "
+                         f"{monitor!r}; it produces {', '.join(repr(a) for a in available)} "
+                         f"(add it with monitors={{{monitor!r}: fn}}){suggest(monitor, available)}")
 
 
 def run_to_end(opt, train=None, valid=None, **kwargs):

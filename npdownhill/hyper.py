@@ -259,3 +259,38 @@ def describe(value):
 
 
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+# -- per-leaf settings by leaf name or pattern (learning_rate_multipliers, weight_decay) --
+
+def _pattern_dict(call, name, value, what):
+    """A dict from leaf name or glob pattern to a finite number >= 0, checked."""
+    if not isinstance(value, dict):
+        raise TypeError(f"{call}({name}=...): {name} must be a dict from leaf name or pattern "
+                        f"to {what}; got {type(value).__name__}")
+    out = {}
+    for key, factor in value.items():
+        if not isinstance(key, str):
+            raise TypeError(f"{call}({name}=...): {name} keys must be leaf names or patterns "
+                            f"(strings); got {key!r}")
+        out[key] = number(call, f"{name}[{key!r}]", factor, low=0)
+    return out
+
+
+def leaf_pattern_factors(call, name, value):
+    """None or ``{leaf name or pattern: factor >= 0}`` (``learning_rate_multipliers``)."""
+    if value is None:
+        return None
+    return _pattern_dict(call, name, value, "a factor >= 0")
+
+
+def decay_spec(call, name, value):
+    """A number >= 0 for every leaf, or ``{leaf name or pattern: number >= 0}`` (others 0)."""
+    if isinstance(value, dict):
+        return _pattern_dict(call, name, value, "a decay factor >= 0")
+    return nonnegative(call, name, value)
+
+
+def count(call, name, value):
+    """An integer >= 1 (``accumulate``)."""
+    return number(call, name, value, low=1, integer=True)

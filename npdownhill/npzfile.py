@@ -100,7 +100,8 @@ def load_npz(path):
                   "archive, or holds pickled objects, which are refused")
     try:
         archive = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError, TypeError) as err:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError, TypeError,
+            NotImplementedError) as err:   # NotImplementedError: a damaged zip version field
         raise ValueError(f"{unreadable} ({err})") from None
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise ValueError(f"{where}: not an npdownhill state file (a plain .npy array)")
@@ -108,7 +109,9 @@ def load_npz(path):
         with archive:
             state = {key: archive[key] for key in archive.files}
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError, TypeError,
-            MemoryError) as err:   # MemoryError: a damaged header claiming a huge shape
+            MemoryError, NotImplementedError) as err:
+        # MemoryError: a damaged header claiming a huge shape; NotImplementedError: a
+        # damaged zip version or compression field
         raise ValueError(f"{unreadable} ({err})") from None
     for key, value in state.items():
         if not isinstance(value, np.ndarray):   # a member without an .npy header comes as bytes

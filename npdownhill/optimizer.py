@@ -13,7 +13,8 @@ section 3)::
     -> the rule             u = rule(g)             "the amount it would subtract"
     -> momentum             v = mu v - u;  step = v            (classical)
                                            step = mu v - u     (Nesterov)
-    -> weight decay         step -= lr * weight_decay * p      (decoupled)
+    -> weight decay         step -= lr * weight_decay * p      (decoupled; per leaf if a dict)
+    -> per-leaf rates       step *= c_leaf  (learning_rate_multipliers; 0 for frozen leaves)
     -> step                 p += step
 
 The update runs chunk by chunk (:attr:`Optimizer.chunk_bytes` of each
@@ -39,6 +40,7 @@ from autograd import make_vjp
 from autograd.extend import vspace
 
 from . import hyper as H
+from . import leafpatterns
 from . import optimizer_state
 from . import pipeline as P
 from .diagnostics import check_arity, explain_trace_error
@@ -104,7 +106,7 @@ class _Plan:
     __slots__ = ("chunk_bytes", "n", "spans", "longest", "g", "x", "y", "ones", "states", "rows",
                  "velocity", "nesterov", "mult", "mask", "max_elem", "params", "reread",
                  "new_params", "in_velocity", "prepass", "check", "adders", "constants",
-                 "engine_constants", "one")
+                 "engine_constants", "one", "decay")
 
 
 class Optimizer:
@@ -179,7 +181,31 @@ class Optimizer:
         named in ``frozen`` never move.
     ``weight_decay`` (0)
         Decoupled decay :math:`p \leftarrow p - \eta\, \lambda\, p` applied with
-        each step (Loshchilov & Hutter 2019; AdamW's definition).
+        each step (Loshchilov & Hutter 2019; AdamW's definition). A dict
+        ``{leaf name or pattern: lambda}`` (``{"*.W": 1e-4}``) sets it per
+        leaf, 0 for the leaves it does not match (see
+        :mod:`npdownhill.leafpatterns` for the matching rules).
+    ``accumulate`` (1)
+        Gradient accumulation: each call of :meth:`step`, :meth:`apply` or
+        :meth:`update` adds its (checked, raw) gradient to a pending sum, and
+        every ``k``-th call makes one update from the mean
+        :math:`\bar g = \frac1k \sum_{j=1}^{k} g_j` (the unweighted mean of the
+        batch gradients, as torch loops get by dividing each batch's loss by
+        ``k``); noise, multipliers, clipping and the rule act on
+        :math:`\bar g`. The other calls change only the sum (``update``
+        returns zero steps). Schedules, ``updates`` and ``max_updates``
+        count updates. The sum and its count are part of the state dict;
+        a change of ``accumulate`` keeps them (the next update averages
+        what is pending). :meth:`get_updates`, ESGD and the quasi-Newton
+        rules refuse it.
+    ``learning_rate_multipliers`` (None)
+        ``{leaf name or pattern: c}``: leaf :math:`\ell`'s whole step
+        (the rule's, momentum and weight decay) is multiplied by
+        :math:`c_\ell`, as a torch parameter group with learning rate
+        :math:`c_\ell \eta` would move it. Unlike ``gradient_multipliers``,
+        which scale-invariant rules (Adam, RMSProp) cancel out, this always
+        scales the step. A schedule sets :math:`\eta`; the multiplier scales
+        the step it gives.
     ``rng`` (None)
         Seed or ``numpy.random.Generator`` for gradient noise and for
         algorithms that draw random numbers.
@@ -202,7 +228,11 @@ class Optimizer:
         "gradient_noise_decay": H.Hyper(0.0, H.nonnegative, "noise std decays as (1 + t)^(-decay / 2)"),
         "gradient_multipliers": H.Hyper(None, H.leaf_factors, "{leaf name: factor} on the gradient"),
         "frozen": H.Hyper((), H.leaf_names, "leaf names that never move"),
-        "weight_decay": H.Hyper(0.0, H.nonnegative, "decoupled weight decay factor"),
+        "weight_decay": H.Hyper(0.0, H.decay_spec, "decoupled weight decay factor, or "
+                                "{leaf name or pattern: factor} (others 0)"),
+        "learning_rate_multipliers": H.Hyper(None, H.leaf_pattern_factors,
+                                             "{leaf name or pattern: factor} on the step"),
+        "accumulate": H.Hyper(1, H.count, "average this many batches' gradients into one update"),
         "rng": H.Hyper(None, H.rng_or_seed, "seed or Generator for noise and random algorithms"),
     }
     #: ``{alias: (name, name, ...)}``: one keyword that sets several
@@ -267,6 +297,9 @@ class Optimizer:
         self._rng = np.random.default_rng()
         self._mult = None
         self._mask = None
+        self._decay = None         # per-element weight decay when weight_decay is a dict
+        self._accum = None         # accumulate > 1: the sum of the pending batch gradients
+        self._accum_count = 0      # how many gradients it holds
         self._batch = ()
         self._plan = None          # what an update does; made afresh when the setup changes
         self._pairs = {}           # {name: (buffer, buffer)}: each state buffer and its spare
@@ -376,11 +409,14 @@ class Optimizer:
         self._check_hyper(call, merged)
         mult, mask = P.multipliers(self.layout, merged["gradient_multipliers"] or {},
                                    merged["frozen"], call)
+        # per-leaf rates (folded into the step mask) and weight decay (by name or pattern)
+        mask = leafpatterns.rate_mask(self.layout, merged["learning_rate_multipliers"], mask, call)
+        decay = leafpatterns.decay_vector(self.layout, merged["weight_decay"], call)
         old = self.hyper
         if "rng" in hyper:
             self._rng = np.random.default_rng(hyper["rng"])
         self.hyper = merged
-        self._mult, self._mask = mult, mask
+        self._mult, self._mask, self._decay = mult, mask, decay
         if explicit:
             self.explicit.update(hyper)
         self._sync_state()
@@ -401,6 +437,10 @@ class Optimizer:
 
     def _check_hyper(self, call, hyper):
         """Cross-checks between hyperparameters; subclasses extend it."""
+        if hyper["accumulate"] > 1 and self.needs_loss:
+            raise ValueError(f"{call}(accumulate={hyper['accumulate']}): {type(self).__name__} "
+                             "evaluates the loss on each batch itself, so it cannot average "
+                             "several batches' gradients into one update")
 
     def _hyper_changed(self, old, changed):
         """Adjust existing state after the hyperparameters ``changed`` (names) changed.
@@ -465,7 +505,8 @@ class Optimizer:
     def _buffers(self):
         """Every array the optimizer holds for its updates, each once: the state and its
         spare buffers, the gradient buffer, the multipliers and mask, scratch."""
-        held = [self._g, *self.state.values(), *self._scratch.values(), self._mult, self._mask]
+        held = [self._g, *self.state.values(), *self._scratch.values(), self._mult, self._mask,
+                self._decay, self._accum]
         for pair in self._pairs.values():
             held.extend(pair)
         unique = {}
@@ -580,7 +621,11 @@ class Optimizer:
         plan.nesterov = bool(h["nesterov"])
         plan.mult, plan.mask = cut(self._mult), cut(self._mask)
         plan.max_elem = h["max_gradient_elem"]
-        plan.params, plan.reread = self._param_chunks(spans) if h["weight_decay"] else (None, None)
+        # weight decay: one factor for every leaf, or one per element (plan.decay)
+        plan.decay = cut(self._decay)
+        wd = h["weight_decay"]
+        decays = plan.decay is not None if isinstance(wd, dict) else bool(wd)
+        plan.params, plan.reread = self._param_chunks(spans) if decays else (None, None)
         plan.in_velocity = momentum and not plan.nesterov and plan.params is None and plan.mask is None
         # with weight decay reading each chunk's params anyway, the loop can write the new
         # params into the gradient buffer, and the end of the update copies them over
@@ -721,11 +766,15 @@ class Optimizer:
         parity = self._parity
         kernel = self._rule(t + 1, lr, plan.states[parity ^ 1])
         rows, velocity, params, mask = plan.rows[parity], plan.velocity[parity], plan.params, plan.mask
+        decay = plan.decay
         if velocity is not None:
             nesterov, in_velocity = plan.nesterov, plan.in_velocity
         if velocity is not None or params is not None:
-            mu, factor = self._constants(mu, self._decay_lr(lr) * h["weight_decay"],
-                                         held=plan.engine_constants)
+            # the decay factor: lr * wd, or lr alone when plan.decay holds each leaf's wd
+            # (_decay_lr: the rate that multiplies the decay, Prodigy's d * lr)
+            decay_lr = self._decay_lr(lr)
+            decay_factor = decay_lr if plan.decay is not None else decay_lr * h["weight_decay"]
+            mu, factor = self._constants(mu, decay_factor, held=plan.engine_constants)
         if params is not None:
             if plan.reread is not None:
                 self.layout.read(plan.reread)
@@ -766,7 +815,11 @@ class Optimizer:
                 p = params[c]
                 if p.__class__ is list:
                     p = np.concatenate(p, 0, tmp)
-                np.subtract(u, np.multiply(p, factor, tmp), u)
+                if decay is None:
+                    np.subtract(u, np.multiply(p, factor, tmp), u)
+                else:        # per leaf: step -= lr * wd_leaf * p
+                    np.multiply(p, decay[c], tmp)
+                    np.subtract(u, np.multiply(tmp, factor, tmp), u)
             if mask is not None:
                 np.multiply(u, mask[c], u)    # frozen leaves never move
             # the step's finiteness (a sum: NaN and inf propagate; an exact look if it
@@ -802,8 +855,11 @@ class Optimizer:
         self._rule(t + 1, lr, plan.states[parity ^ 1])(g, u, tmp, *plan.rows[parity][0])
         velocity, params, flat = plan.velocity[parity], plan.params, u
         if velocity is not None or params is not None:
-            mu, factor = self._constants(mu, self._decay_lr(lr) * h["weight_decay"],
-                                         held=plan.engine_constants)
+            # the decay factor: lr * wd, or lr alone when plan.decay holds each leaf's wd
+            # (_decay_lr: the rate that multiplies the decay, Prodigy's d * lr)
+            decay_lr = self._decay_lr(lr)
+            decay_factor = decay_lr if plan.decay is not None else decay_lr * h["weight_decay"]
+            mu, factor = self._constants(mu, decay_factor, held=plan.engine_constants)
         if velocity is not None:
             old, new = velocity[0]
             np.multiply(old, mu, new)
@@ -820,7 +876,11 @@ class Optimizer:
                 p = np.concatenate(p, 0, tmp)
             elif plan.reread is not None:
                 p = self.layout.read(plan.reread)
-            np.subtract(u, np.multiply(p, factor, tmp), u)
+            if plan.decay is None:
+                np.subtract(u, np.multiply(p, factor, tmp), u)
+            else:            # per leaf: step -= lr * wd_leaf * p
+                np.multiply(p, plan.decay[0], tmp)
+                np.subtract(u, np.multiply(tmp, factor, tmp), u)
         if plan.mask is not None:
             np.multiply(u, plan.mask[0], u)
         if not (math.isfinite(np.dot(u, ones)) or P.finite(u)):
@@ -835,6 +895,7 @@ class Optimizer:
         self._parity ^= 1
         self.state.update(plan.states[self._parity])
         self._updates[()] += 1
+        self._accum_count = 0           # the pending gradients went into this update
         self.last_learning_rate = lr
 
     def _add(self, plan, flat, new):
@@ -848,6 +909,50 @@ class Optimizer:
             add = plan.adders[id(flat)] = self.layout.adder(flat)
         add()
         return
+
+    # -- gradient accumulation (accumulate = k) ---------------------------
+    def _accumulating(self):
+        """Whether gradients go through the pending sum (``accumulate > 1`` or a sum pending)."""
+        return self._accum_count > 0 or self._hyper["accumulate"] > 1
+
+    def _accumulation_buffer(self):
+        if self._accum is None:
+            self._accum = self.layout.empty()
+        return self._accum
+
+    def _accumulate(self, grads, where):
+        """Add a gradient to the pending sum; True when it completes an update.
+
+        The gradient is gathered into the gradient buffer and checked (a
+        non-finite one is refused before it joins the sum). With ``n``
+        gradients now pending and ``n < accumulate``, it joins the sum
+        :math:`S \leftarrow S + g` and False is returned. Otherwise the mean
+        :math:`\bar g = (S + g) / n` is written into the gradient buffer and
+        True is returned; the sum itself is cleared by :meth:`_commit`, so
+        an update refused after this leaves it as it was.
+        """
+        if grads is _GATHERED:
+            self._check_gradient()
+        else:
+            self._gather_grads(grads, where)
+        n = self._accum_count + 1
+        if n < self._hyper["accumulate"]:
+            total = self._accumulation_buffer()
+            if n == 1:
+                np.copyto(total, self._g)
+            else:
+                np.add(total, self._g, total)
+            self._accum_count = n
+            return False
+        if n > 1:
+            np.add(self._accum, self._g, self._g)
+            np.divide(self._g, n, self._g)
+        return True
+
+    def _pending_learning_rate(self):
+        """The learning rate the pending update will use (for monitors)."""
+        lr = self._hyper["learning_rate"]
+        return self._scheduled("learning_rate", int(self._updates)) if callable(lr) else lr
 
     def _check_gradient(self):
         """Refuse a non-finite gradient in the gradient buffer before anything is drawn."""
@@ -1081,6 +1186,11 @@ class Optimizer:
                     if self._plan.prepass:
                         self._check_gradient()
                     grads = _GATHERED
+            if self._accumulating():
+                if not self._accumulate(grads, where):
+                    monitors["learning_rate"] = self._pending_learning_rate()
+                    return monitors
+                grads = _GATHERED
             self._batch = batch
             flat, lr, plan, new = self._advance(grads, where, True)
         finally:
@@ -1109,6 +1219,10 @@ class Optimizer:
         call, where = self._calls["update"]
         self._needs_loss("update")
         self._check_params(call)
+        if self._accumulating():
+            if not self._accumulate(grads, where):
+                return self.layout.unflatten(self.layout.zeros())
+            grads = _GATHERED
         self._batch = batch
         step, lr, plan, _ = self._advance(grads, where)
         out = step.copy()
@@ -1137,6 +1251,10 @@ class Optimizer:
         if self.needs_loss and self.loss is None:
             self._needs_loss("apply")
         self._check_params(call)
+        if self._accumulating():
+            if not self._accumulate(grads, where):
+                return
+            grads = _GATHERED
         self._batch = batch
         flat, lr, plan, new = self._advance(grads, where, True)
         self._commit(plan, lr)
@@ -1146,6 +1264,8 @@ class Optimizer:
         """Run the pipeline on the flat, checked gradient ``g``; add the step to the params."""
         if g is not self._g:
             np.copyto(self._g, g)
+        if self._accumulating() and not self._accumulate(_GATHERED, "gradient"):
+            return
         self._batch = batch
         try:
             flat, lr, plan, new = self._advance(_GATHERED, "gradient", True)
@@ -1202,6 +1322,11 @@ class Optimizer:
             random generator advances (for gradient noise or ESGD).
         """
         call, where = self._calls["get_updates"]
+        if self._accumulating():
+            raise ValueError(f"{call}: gradient accumulation (accumulate="
+                             f"{self._hyper['accumulate']}, {self._accum_count} gradients "
+                             "pending) keeps a running sum that an update list cannot carry; "
+                             "use apply() or update()")
         self._needs_loss("get_updates")
         self._check_params(call)
         self._batch = batch
@@ -1354,28 +1479,69 @@ class Optimizer:
         """
         return optimizer_state.encode(self)
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state, strict=True):
         """Restore a :meth:`state_dict`, including the user's parameter arrays.
+
+        Parameters
+        ----------
+        state : dict
+            A :meth:`state_dict` (or a run checkpoint's contents).
+        strict : bool, default True
+            ``True``: restore everything (parameters, state buffers, update
+            count, hyperparameters, generator); the state must come from the
+            same algorithm and the same tree. ``False``, for a warm start
+            after the model changed: load the saved values of the leaves
+            whose name and shape match, and nothing else -- the optimizer's
+            own state, update count, hyperparameters and generator stay as
+            they are (so training continues as a fresh optimization from the
+            loaded values, as with torch's ``model.load_state_dict(...,
+            strict=False)`` followed by a new optimizer). Any algorithm's
+            state may be read; values of another float dtype are cast.
+
+        Returns
+        -------
+        LoadResult
+            ``(loaded, missing, unexpected, mismatched)``: lists of leaf
+            names (with ``strict=True``, every leaf is loaded).
 
         Raises
         ------
         ValueError
-            The dict is from another algorithm, or its tree has other leaf
-            names, shapes or dtype (the message says what differs), or a
-            leaf of ``params`` was rebound. Nothing is changed then.
+            ``strict=True``: the dict is from another algorithm, or its tree
+            has other leaf names, shapes or dtype (the message says what
+            differs). Either way: not an npdownhill state, a damaged one, or
+            a leaf of ``params`` rebound. Nothing is changed then.
+        TypeError
+            ``strict`` is not a bool, or ``state`` not a dict.
+
+        Examples
+        --------
+        >>> import numpy as np, npdownhill as dh
+        >>> old = dh.SGD(None, {"w": np.ones(3), "b": np.ones(())})
+        >>> new = dh.Adam(None, {"w": np.zeros(3), "v": np.zeros(2)})
+        >>> new.load_state_dict(old.state_dict(), strict=False)
+        LoadResult(loaded=['w'], missing=['v'], unexpected=['b'], mismatched=[])
         """
         where = f"{type(self).__name__}.load_state_dict"
+        if not isinstance(strict, (bool, np.bool_)):
+            raise TypeError(f"{where}(strict={strict!r}): strict must be True or False; "
+                            f"got {type(strict).__name__}")
         self._check_params(where)
+        if not strict:
+            return optimizer_state.load_leaves(self, state, f"{where}(strict=False)")
         optimizer_state.apply(self, optimizer_state.decode(self, state, where), where)
+        return optimizer_state.LoadResult(list(self.layout.names), [], [], [])
 
     def save_state(self, path):
         """Write :meth:`state_dict` to ``path`` as one ``.npz`` file, atomically."""
         save_npz(path, self.state_dict())
 
-    def load_state(self, path):
+    def load_state(self, path, strict=True):
         """Read a file written by :meth:`save_state` (no pickle) and restore it.
 
         A run checkpoint can be read too: its optimizer part is restored.
+        ``strict`` and the returned :class:`~npdownhill.optimizer_state.LoadResult`
+        are those of :meth:`load_state_dict`.
 
         Raises
         ------
@@ -1383,7 +1549,7 @@ class Optimizer:
             The file is truncated, holds pickled objects, is not an
             npdownhill state, or does not fit this optimizer. Nothing changes.
         """
-        self.load_state_dict(load_npz(path))
+        return self.load_state_dict(load_npz(path), strict)
 
 
 def _same_value(a, b):

@@ -13,6 +13,8 @@ Schedules (callable hyperparameters) cannot be saved; their description
 optimizer being restored must hold a schedule in that place.
 """
 
+from collections import namedtuple
+
 import numpy as np
 
 from . import codec as C
@@ -20,7 +22,8 @@ from . import rngstate
 from .hyper import describe
 from .npzfile import FORMAT
 
-__all__ = ["VERSION", "encode", "decode", "changes", "apply", "floats", "Decoded"]
+__all__ = ["VERSION", "encode", "decode", "changes", "apply", "floats", "Decoded", "LoadResult",
+           "load_leaves"]
 
 #: Version of the state layout (2: a run's own state moved out of the optimizer's).
 VERSION = 2
@@ -46,7 +49,7 @@ def encode(opt):
             out[kind] = "rng"
         elif value is None:
             out[kind] = "none"
-        elif name == "gradient_multipliers":
+        elif isinstance(value, dict):      # {leaf name or pattern: factor}
             out[kind] = "dict"
             C.encode_floats(key, value, out)
         elif name == "frozen":
@@ -63,6 +66,10 @@ def encode(opt):
             out[kind] = "value"
             out[key] = value
     out.update(rngstate.encode("rng", opt._rng))
+    # gradient accumulation: the pending sum and how many gradients it holds
+    out["accumulated.count"] = opt._accum_count
+    if opt._accum_count:
+        out["accumulated"] = opt._accum.copy()
     return out
 
 
@@ -81,6 +88,8 @@ class Decoded:
     buffers, params, updates, rng_state
         The saved state buffers, flat parameters, update count and random
         generator state.
+    accumulated, accumulated_count
+        The pending sum of gradient accumulation (or None) and its count.
     """
 
     def __init__(self, **fields):
@@ -122,15 +131,7 @@ def _decode(opt, state, where):
         raise ValueError(f"{where}: the state is from algorithm {algorithm!r}; "
                          f"this optimizer is {mine!r}")
     layout = opt.layout
-    names = C.vector(state, "tree.names", "U", where).tolist()
-    ndims = C.vector(state, "tree.ndims", "iu", where).tolist()
-    dims = C.vector(state, "tree.dims", "iu", where).tolist()
-    if len(ndims) != len(names) or sum(ndims) != len(dims) or min(ndims + dims, default=0) < 0:
-        raise ValueError(f"{where}: tree.names, tree.ndims and tree.dims do not fit together")
-    shapes, i = [], 0
-    for nd in ndims:
-        shapes.append(tuple(dims[i:i + nd]))
-        i += nd
+    names, shapes = _saved_tree(state, where)
     layout.check_compatible(names, shapes, C.scalar(state, "tree.dtype", str, where), where)
     params = floats(state, "params", (layout.size,), where)
     hyper, described, schedules = _decode_hyper(opt, state, where)
@@ -154,8 +155,88 @@ def _decode(opt, state, where):
     updates = C.scalar(state, "updates", int, where)
     if updates < 0:
         raise ValueError(f"{where}: updates must be >= 0; got {updates}")
+    # states written before gradient accumulation existed have no pending sum
+    count = C.scalar(state, "accumulated.count", int, where) if "accumulated.count" in state else 0
+    if count < 0:
+        raise ValueError(f"{where}: accumulated.count must be >= 0; got {count}")
+    accumulated = floats(state, "accumulated", (layout.size,), where) if count else None
     return Decoded(hyper=hyper, described=described, schedules=schedules, buffers=buffers,
-                   params=params, updates=updates, rng_state=rng_state)
+                   params=params, updates=updates, rng_state=rng_state,
+                   accumulated=accumulated, accumulated_count=count)
+
+
+def _saved_tree(state, where):
+    """The saved tree's leaf names and shapes, checked to fit together."""
+    names = C.vector(state, "tree.names", "U", where).tolist()
+    ndims = C.vector(state, "tree.ndims", "iu", where).tolist()
+    dims = C.vector(state, "tree.dims", "iu", where).tolist()
+    if len(ndims) != len(names) or sum(ndims) != len(dims) or min(ndims + dims, default=0) < 0:
+        raise ValueError(f"{where}: tree.names, tree.ndims and tree.dims do not fit together")
+    shapes, i = [], 0
+    for nd in ndims:
+        shapes.append(tuple(dims[i:i + nd]))
+        i += nd
+    return names, shapes
+
+
+#: What ``load_state_dict`` loaded: leaf names, in the order of this optimizer's tree
+#: (``loaded``, ``missing``, ``mismatched``) or of the saved one (``unexpected``).
+LoadResult = namedtuple("LoadResult", ["loaded", "missing", "unexpected", "mismatched"])
+LoadResult.__doc__ = """What :meth:`Optimizer.load_state_dict` loaded.
+
+Attributes
+----------
+loaded : list of str
+    Leaves whose values were loaded (same name and shape in the state).
+missing : list of str
+    Leaves of this optimizer's tree that the state does not have.
+unexpected : list of str
+    Leaves of the state that this tree does not have.
+mismatched : list of str
+    Leaves present in both with different shapes (not loaded).
+"""
+
+
+def load_leaves(opt, state, where):
+    """``strict=False``: load the saved values of the leaves whose name and shape match.
+
+    Only the parameters are read: the optimizer's state buffers, update
+    count, hyperparameters and generator stay as they are. The algorithm
+    that wrote the state does not matter, and float values of another
+    dtype are cast (``same_kind``). Checked fully before anything changes.
+
+    Returns
+    -------
+    LoadResult
+    """
+    if not hasattr(state, "keys"):
+        raise TypeError(f"{where}: state must be a dict; got {type(state).__name__}")
+    try:
+        fmt = state.get("format")
+        if fmt is None or str(np.asarray(fmt)) != FORMAT:
+            raise ValueError(f"{where}: not an npdownhill optimizer state (no {FORMAT!r} marker)")
+        names, shapes = _saved_tree(state, where)
+        sizes = [int(np.prod(shape, dtype=np.int64)) for shape in shapes]
+        saved = floats(state, "params", (sum(sizes),), where)
+    except (TypeError, IndexError, KeyError, AttributeError, OverflowError) as err:
+        raise ValueError(f"{where}: the state is damaged ({type(err).__name__}: {err})") from None
+    offsets = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
+    saved_at = {name: (shape, offsets[i]) for i, (name, shape) in enumerate(zip(names, shapes))}
+    layout = opt.layout
+    loaded, missing, mismatched, pairs = [], [], [], []
+    for name, shape, leaf in zip(layout.names, layout.shapes, layout.arrays):
+        if name not in saved_at:
+            missing.append(name)
+        elif tuple(saved_at[name][0]) != tuple(shape):
+            mismatched.append(name)
+        else:
+            start = saved_at[name][1]
+            pairs.append((leaf, saved[start:start + leaf.size].reshape(shape)))
+            loaded.append(name)
+    for leaf, value in pairs:
+        np.copyto(leaf, value, casting="same_kind")
+    unexpected = [name for name in names if name not in set(layout.names)]
+    return LoadResult(loaded, missing, unexpected, mismatched)
 
 
 def floats(state, key, shape, where):
@@ -270,6 +351,9 @@ def apply(opt, decoded, where, keep=()):
     layout = opt.layout
     opt._rng.bit_generator.state = decoded.rng_state
     opt._updates[...] = decoded.updates
+    if decoded.accumulated_count:
+        np.copyto(opt._accumulation_buffer(), decoded.accumulated, casting="same_kind")
+    opt._accum_count = decoded.accumulated_count
     layout.write(decoded.params.astype(layout.dtype, copy=False))
     numeric = [name for name in kept_changes if name not in decoded.schedules]
     if numeric:   # the kept values act on the loaded state as a change would

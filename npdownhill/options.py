@@ -73,6 +73,13 @@ def _choice(*choices):
     return check
 
 
+def _name(call, name, value):
+    if not isinstance(value, str):
+        raise TypeError(f"{call}({name}={value!r}): {name} must be the name of a validation "
+                        f"monitor (a str); got {type(value).__name__}")
+    return value
+
+
 def _progress(call, name, value):
     if value is not None and not isinstance(value, bool):
         raise TypeError(f"{call}({name}={value!r}): {name} must be None, True or False; "
@@ -92,6 +99,10 @@ RUN_OPTIONS = {
     "patience": (5, _nonneg_int_or_none,
                  "failed validations in a row that are tolerated; the next one ends the run"),
     "min_improvement": (0.0, H.nonnegative, "relative improvement a validation needs"),
+    "monitor": ("loss", _name, "the validation monitor that selects the best params, drives "
+                               "patience and reduce_on_plateau"),
+    "mode": ("min", _choice("min", "max"), "'min': lower monitor values are better; 'max': "
+                                           "higher"),
     "callback": (None, _callable_or_none, "callback(info) after every epoch"),
     "checkpoint": (None, _path_or_none, "file to save the run to and resume it from"),
     "checkpoint_every": (1, _positive_int, "save the checkpoint every this many epochs"),

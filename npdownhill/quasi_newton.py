@@ -61,7 +61,7 @@ _CODE = {v: k for k, v in STATUS.items()}
 # the shared pipeline's options, which a line-search step cannot honour
 _PIPELINE = ("momentum", "nesterov", "max_gradient_elem", "max_gradient_norm", "clip_gradients",
              "gradient_noise_scale", "gradient_noise_decay", "gradient_multipliers",
-             "weight_decay")
+             "weight_decay", "learning_rate_multipliers", "accumulate")
 
 
 def _positive(call, name, value):

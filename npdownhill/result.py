@@ -105,6 +105,12 @@ class RunResult(tuple):
         caller's arrays.
     best_loss : float
         Its loss (``inf`` if no validation gave a finite loss).
+    monitor, mode : str
+        The validation monitor that chose the best validation and drove
+        patience, and whether lower (``'min'``) or higher (``'max'``) is better.
+    best_value : float
+        That monitor's value at the best validation (``best_loss`` when
+        ``monitor='loss'``).
     best_epoch : int
         Its epoch (0 is the start point; -1 if none).
     improved : bool

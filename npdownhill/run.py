@@ -10,8 +10,11 @@ history belong to it alone. :meth:`Run.epochs` is the generator behind
   epochs and once more at the end; every validation scores the same samples
   (the validation set is rewound to where the run found it);
 * ``patience`` failed validations in a row are tolerated and the next one
-  ends the run; a validation improves on the best when
-  ``loss < best - |best| * min_improvement``;
+  ends the run; a validation improves on the best when its ``monitor``
+  (``'loss'`` by default) gives ``value < best - |best| * min_improvement``
+  (``mode='min'``) or ``value > best + |best| * min_improvement``
+  (``mode='max'``); ``reduce_on_plateau`` schedules are told the same value
+  (negated for 'max', since they count lower as better);
 * every way a run ends -- its limits, patience, the callback, Ctrl-C, the
   caller leaving the loop, a non-finite value, any exception -- goes through
   one clean-up, :meth:`Run._finish`, which validates the current parameters
@@ -156,7 +159,9 @@ class Run:
         self.valid_set = valid_set
         self.options = options
         self.call = call
-        self.state = RunState()
+        self.state = RunState(monitor=options["monitor"], mode=options["mode"],
+                              best_value=math.inf if options["mode"] == "min" else -math.inf)
+        self.given = frozenset()      # the run options given explicitly (set by the driver)
         self.best = None
         self.history = []
         self.finished = False
@@ -363,6 +368,7 @@ class Run:
                 break
             st.busy = True            # until this batch is counted
             batch = () if source is None else next(source)
+            before = opt.updates
             try:
                 monitors = step(*batch)
             except NonFiniteError as err:
@@ -388,7 +394,7 @@ class Run:
             partial.weight += w
             st.learning_rate = monitors["learning_rate"]
             partial.batches += 1
-            st.updates += 1
+            st.updates += opt.updates - before   # 0 for a batch only accumulated
             st.busy = False
             if interrupt.hit:
                 interrupt.check()
@@ -419,21 +425,26 @@ class Run:
         finally:
             if self._valid_snapshot is not None:
                 self.valid_set._rewind(self._valid_snapshot)
-        loss = monitors["loss"]
-        best = st.best_loss
-        improved = math.isfinite(loss) and (
-            self.best is None or loss < best - abs(best) * self.options["min_improvement"])
+        # the monitor that decides: lower is better ('min') or higher ('max')
+        value, best, margin = monitors[st.monitor], st.best_value, self.options["min_improvement"]
+        if st.mode == "min":
+            better = value < best - abs(best) * margin
+        else:
+            better = value > best + abs(best) * margin
+        improved = math.isfinite(value) and (self.best is None or better)
         if improved:
             if self.best is None:
                 self.best = opt.layout.empty()
             opt.layout.read(self.best)
-            st.best_loss, st.best_epoch, st.best_valid = float(loss), epoch, dict(monitors)
+            st.best_loss, st.best_epoch, st.best_valid = float(monitors["loss"]), epoch, dict(monitors)
+            st.best_value = float(value)
         if regular:
             st.bad = 0 if improved else st.bad + 1
+            told = value if st.mode == "min" else -value     # schedules count lower as better
             for name in ("learning_rate", "momentum"):
                 hook = getattr(opt.hyper[name], "on_validation", None)
                 if callable(hook):
-                    hook(loss)
+                    hook(told)
         st.last_valid = monitors
         self._fresh = True
         logger.info("validation %d %s%s", epoch, format_monitors(monitors), " *" if improved else "")
@@ -477,8 +488,10 @@ class Run:
     def _log_end(self):
         st = self.state
         logger.info("%s: run ended (%s) at epoch %d after %d updates; best validation loss %s "
-                    "at epoch %d", self.name, st.stop or "done", st.epoch, st.updates,
-                    _fmt(st.best_loss), st.best_epoch)
+                    "at epoch %d%s", self.name, st.stop or "done", st.epoch, st.updates,
+                    _fmt(st.best_loss), st.best_epoch,
+                    "" if st.monitor == "loss" else
+                    f" (chosen by {st.monitor} = {_fmt(st.best_value)}, mode {st.mode!r})")
         if st.stop == "error" or st.epoch == 0:
             return
         if self.best is None:
@@ -494,14 +507,17 @@ class Run:
         """One sentence: why the run ended and what the caller's arrays hold."""
         st = self.state
         reason = _REASONS.get(st.stop, "it has not ended")
+        if st.stop == "patience" and st.monitor != "loss":
+            reason = reason.replace("validation loss", f"validation {st.monitor}")
         if self.best is None:
             holds = "no validation gave a finite loss, so the params hold their last values"
         elif st.best_epoch == 0 and st.epoch > 0:
             holds = ("no epoch improved on the start point, so the params were put back to "
                      "their starting values")
         else:
-            holds = (f"the params hold the best validation (loss {_fmt(st.best_loss)} at epoch "
-                     f"{st.best_epoch})")
+            shown = (f"loss {_fmt(st.best_loss)}" if st.monitor == "loss" and st.mode == "min"
+                     else f"{st.monitor} {_fmt(st.best_value)}, mode {st.mode!r}")
+            holds = f"the params hold the best validation ({shown} at epoch {st.best_epoch})"
         return f"Stopped at epoch {st.epoch} after {st.updates} updates because {reason}; {holds}."
 
     def last_train_monitors(self):
@@ -518,6 +534,7 @@ class Run:
         return RunResult(self.last_train_monitors(), dict(st.last_valid),
                          best_valid=dict(st.best_valid), best_loss=st.best_loss,
                          best_epoch=st.best_epoch, improved=st.best_epoch > 0,
+                         monitor=st.monitor, mode=st.mode, best_value=st.best_value,
                          history=history_arrays(self.history), stop=st.stop,
                          message=self.message(), epochs=st.epoch, updates=st.updates,
                          elapsed=st.elapsed, optimizer=self.optimizer)

@@ -54,7 +54,14 @@ class RunState:
     last_valid : dict
         The latest validation monitors.
     best_loss : float
-        The best validation loss (``inf`` before any finite one).
+        The validation loss of the best validation (``inf`` before any).
+    monitor, mode : str
+        The validation monitor that picks the best validation and drives
+        patience (``'loss'``), and whether lower (``'min'``) or higher
+        (``'max'``) values are better.
+    best_value : float
+        That monitor's value at the best validation (``inf`` for 'min',
+        ``-inf`` for 'max', before any finite one).
     best_epoch : int
         The epoch of the best validation (-1 before any).
     best_valid : dict
@@ -75,6 +82,9 @@ class RunState:
     learning_rate: Optional[float] = None
     last_valid: dict = field(default_factory=dict)
     best_loss: float = math.inf
+    monitor: str = "loss"
+    mode: str = "min"
+    best_value: float = math.inf
     best_epoch: int = -1
     best_valid: dict = field(default_factory=dict)
     partial: EpochProgress = field(default_factory=EpochProgress)

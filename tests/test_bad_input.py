@@ -283,6 +283,8 @@ DRIVER_BAD = {
     "on_nonfinite": ["ignore", None, 1, "RAISE", True],
     "resume_changes": ["ignore", None, 1, "WARN", True],
     "progress": ["yes", 1, 0.5, [True]],
+    "monitor": ["err", "Loss", None, 3, ["loss"]],     # only 'loss' is produced here
+    "mode": ["MIN", "maximize", None, 1, True],
 }
 
 

@@ -687,3 +687,20 @@ def test_checkpoint_every_and_at_the_end(tmp_path):
     # the callback runs before that epoch's save: it sees the previous save
     assert seen == [(1, False), (2, False), (3, 2), (4, 2), (5, 4)]
     assert _load(path)["run.epoch"].item() == 5
+
+
+def test_a_damaged_zip_version_field_is_refused_as_corrupt(tmp_path):
+    """zipfile raises NotImplementedError for an unknown 'version needed to extract'."""
+    opt = trained("adam")
+    path = tmp_path / "good.npz"
+    opt.save_state(path)
+    data = bytearray(path.read_bytes())
+    central = data.index(b"PK\x01\x02")        # the first central directory entry
+    data[central + 6:central + 8] = (210).to_bytes(2, "little")   # "version 21.0"
+    bad = tmp_path / "version.npz"
+    bad.write_bytes(bytes(data))
+    target = trained("adam", steps=1)
+    before = snapshot(target)
+    with pytest.raises(ValueError, match="cannot read the file: it is truncated or corrupt"):
+        target.load_state(bad)
+    assert_unchanged(target, before)

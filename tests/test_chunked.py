@@ -40,6 +40,11 @@ PIPELINES = {
     "multipliers": {"gradient_multipliers": {"big": 0.5}},
     "frozen, decay, clip": {"frozen": ["b"], "momentum": 0.9, "weight_decay": 0.1,
                             "max_gradient_elem": 1.0},
+    "rates and decay by pattern": {"learning_rate_multipliers": {"b*": 0.5, "mat": 2.0},
+                                   "weight_decay": {"?": 0.1, "big": 0.01}, "momentum": 0.9},
+    "rates, frozen, decay dict": {"learning_rate_multipliers": {"*": 0.3}, "frozen": ["c"],
+                                  "weight_decay": {"mat": 0.1}},
+    "accumulate": {"accumulate": 2, "momentum": 0.5},
 }
 
 
@@ -168,13 +173,16 @@ def peak_of_one_apply(opt, grads):
 
 
 @pytest.mark.parametrize("pipeline", ["plain", "momentum and decay", "leaf-norm clip",
-                                      "global clip", "noise", "frozen, decay, clip"])
+                                      "global clip", "noise", "frozen, decay, clip",
+                                      "rates, frozen, decay dict"])
 @pytest.mark.parametrize("algo", GRADIENT_ALGORITHMS)
 def test_an_update_allocates_no_full_size_temporary(algo, pipeline):
     n = 1_000_000
     hyper = dict(PIPELINES[pipeline])
     if "frozen" in hyper:
         hyper["frozen"] = ["b"]
+    if isinstance(hyper.get("weight_decay"), dict):
+        hyper["weight_decay"] = {"big": 0.1}
     for dtype in (np.float64, np.float32):
         params = {"big": np.ones(n, dtype), "b": np.ones(3, dtype)}
         grads = {"big": np.full(n, 1e-3, dtype), "b": np.full(3, 1e-3, dtype)}

@@ -19,7 +19,8 @@ class ReduceOnPlateau(Schedule):
 
     The value does not depend on the step; it changes only through
     :meth:`on_validation`, which the training driver calls with every
-    validation loss :math:`L` ('min' mode: lower is better).  With the best
+    validation loss :math:`L` ('min' mode: lower is better); a run with
+    ``monitor='err'`` passes that monitor instead, negated with ``mode='max'``.  With the best
     loss so far :math:`L^*` (initially :math:`+\infty`) and threshold
     :math:`\theta`, :math:`L` is an *improvement* if
 
