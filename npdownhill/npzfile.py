@@ -108,7 +108,9 @@ def load_npz(path):
         with archive:
             state = {key: archive[key] for key in archive.files}
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError, TypeError,
-            MemoryError) as err:   # MemoryError: a damaged header claiming a huge shape
+            MemoryError, NotImplementedError) as err:
+        # MemoryError: a damaged header claiming a huge shape; NotImplementedError: a
+        # damaged compression method in a member's zip header
         raise ValueError(f"{unreadable} ({err})") from None
     for key, value in state.items():
         if not isinstance(value, np.ndarray):   # a member without an .npy header comes as bytes

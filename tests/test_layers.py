@@ -20,7 +20,7 @@ PACKAGE = os.path.dirname(os.path.abspath(npdownhill.__file__))
 
 LAYERS = {
     "foundations": ["errors", "tree", "hyper", "options", "codec", "npzfile", "rngstate"],
-    "engine": ["diagnostics", "monitors", "pipeline", "optimizer_state", "optimizer", "registry",
+    "engine": ["diagnostics", "monitors", "pipeline", "evaluation", "optimizer_state", "optimizer", "registry",
                "linesearch", "quasi_newton",
                "first_order", "adaptive", "adam", "schedules"],
     "run": ["dataset", "runstate", "interrupt", "progress", "result", "checkpoint", "run", "driver"],
