@@ -22,7 +22,7 @@ LAYERS = {
     "foundations": ["errors", "tree", "hyper", "options", "codec", "npzfile", "rngstate"],
     "engine": ["diagnostics", "monitors", "pipeline", "evaluation", "optimizer_state", "optimizer", "registry",
                "linesearch", "quasi_newton",
-               "first_order", "adaptive", "adam", "schedules"],
+               "first_order", "adaptive", "adam", "schedule_free", "schedules"],
     "run": ["dataset", "runstate", "interrupt", "progress", "result", "checkpoint", "run", "driver"],
     "fitting": ["fitresult", "derivatives", "lsq", "curvefit", "solve"],
     "teaching": ["plot", "problems", "gradcheck"],
