@@ -31,6 +31,7 @@ GROUPS = {
         "sgd": ("sgd", {"learning_rate": 1e-3}),
         "momentum": ("momentum", {"learning_rate": 1e-3, "momentum": 0.9}),
         "nag": ("nag", {"learning_rate": 1e-3, "momentum": 0.9}),
+        "schedule_free_sgd": ("schedule_free_sgd", {"learning_rate": 0.003}),
     },
     "per-coordinate step sizes": {
         "adagrad": ("adagrad", {"learning_rate": 1.0}),
@@ -46,6 +47,7 @@ GROUPS = {
         "nadam": ("nadam", {"learning_rate": 0.03}),
         "adamw": ("adamw", {"learning_rate": 0.1}),
         "radam": ("radam", {"learning_rate": 3e-3}),
+        "schedule_free_adamw": ("schedule_free_adamw", {"learning_rate": 0.3}),
     },
     "quasi-Newton": {"lbfgs": "lbfgs", "bfgs": "bfgs"},
 }
