@@ -55,6 +55,9 @@ def _alpha(call, name, value):
 def _average(call, name, value):
     if value is None or value in ("ema", "polyak"):
         return value
+    if not isinstance(value, str):
+        raise TypeError(f"{call}({name}={value!r}): {name} must be None, 'ema' or 'polyak'; "
+                        f"got {type(value).__name__}")
     raise ValueError(f"{call}({name}={value!r}): {name} must be None, 'ema' or 'polyak'; "
                      f"got {value!r}")
 

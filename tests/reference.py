@@ -578,6 +578,25 @@ def schedule_free(g, state, t, learning_rate, beta1, warmup_steps,
     return y - y_new, new_state
 
 
+def schedule_free_averages(algo, grad_fn, x0, steps, **hyper):
+    """(ys, xs): the points y_0 .. y_steps where the gradients are taken (the
+    params) and the averages x_0 .. x_steps (what is evaluated), each of
+    shape (steps+1, n), for "schedule_free_sgd" or "schedule_free_adamw"
+    with the record's defaults updated by ``hyper``."""
+    rec = record(algo)
+    settings = dict(rec.defaults, **hyper)
+    state = schedule_free_start(np.array(x0, dtype=np.float64).ravel())
+    ys, xs = [state["z"].copy()], [state["x"].copy()]
+    for t in range(1, steps + 1):
+        y = (1.0 - settings["beta1"]) * state["z"] + settings["beta1"] * state["x"]
+        _, state = rec.rule(np.asarray(grad_fn(y), dtype=np.float64), state, t,
+                            **settings)
+        ys.append((1.0 - settings["beta1"]) * state["z"]
+                  + settings["beta1"] * state["x"])
+        xs.append(state["x"].copy())
+    return np.array(ys), np.array(xs)
+
+
 def schedule_free_start(x0):
     return {"z": x0.copy(), "x": x0.copy(), "weight_sum": 0.0, "max_lr": 0.0}
 
@@ -694,7 +713,7 @@ _add("bfgs", rule=bfgs, class_name="BFGS", torch_counterpart=False,
 # --------------------------------------------------------------------------
 
 def trajectory(algo, grad_fn, x0, steps, momentum=None, nesterov=False,
-               hvp_fn=None, seed=None, noise=None, **hyper):
+               hvp_fn=None, seed=None, noise=None, after_update=None, **hyper):
     """Iterates x_0 .. x_steps of ``algo`` as an array of shape (steps+1, n).
 
     ``momentum=None`` means the algorithm's default (0.9 for ``momentum`` and
@@ -711,6 +730,9 @@ def trajectory(algo, grad_fn, x0, steps, momentum=None, nesterov=False,
     velocity, the new x), used by test_reference.py to
     inject rounding-sized perturbations and measure how much the trajectory
     amplifies them.
+
+    ``after_update(t, x) -> x``, if given, sees each new iterate and may
+    replace it (lookahead's sync, see :func:`lookahead`).
     """
     if noise is None:
         def noise(a):
@@ -771,8 +793,57 @@ def trajectory(algo, grad_fn, x0, steps, momentum=None, nesterov=False,
         else:
             x_new = x + step
         x = noise(x_new)
+        if after_update is not None:
+            x = after_update(t, x)
         xs.append(x.copy())
     return np.array(xs)
+
+
+# --------------------------------------------------------------------------
+# Shared options: lookahead and parameter averaging.
+# --------------------------------------------------------------------------
+
+def lookahead(x0, k, alpha):
+    """Lookahead (Zhang et al. 2019) as an ``after_update`` hook of
+    :func:`trajectory`; ``hook.slow`` lists the slow weights after each
+    update (x0 before the first).  Every k updates the slow weights move
+    alpha of the way to the fast ones and the fast ones restart there; the
+    inner rule's state carries on (as in optax.lookahead)."""
+    slow = [np.array(x0, dtype=np.float64).ravel().copy()]
+
+    def hook(t, x):
+        current = slow[-1]
+        if t % k == 0:
+            current = current + alpha * (x - current)
+            x = current.copy()
+        slow.append(current.copy())
+        return x
+
+    hook.slow = slow
+    return hook
+
+
+def ema_average(xs, decay):
+    """Bias-corrected EMA of the iterates x_1 .. x_t (x_0 before the first):
+    sum_i (1 - d) d^(t-i) x_i / (1 - d^t), summed directly."""
+    out = [xs[0].copy()]
+    for t in range(1, len(xs)):
+        weights = np.array([(1.0 - decay) * decay ** (t - i)
+                            for i in range(1, t + 1)])
+        out.append(weights @ xs[1:t + 1] / weights.sum())
+    return np.array(out)
+
+
+def polyak_average(xs, start):
+    """The mean of the iterates x_{start+1} .. x_t for t > start, x_t before
+    (x_0 before the first update)."""
+    out = [xs[0].copy()]
+    for t in range(1, len(xs)):
+        if t <= start:
+            out.append(xs[t].copy())
+        else:
+            out.append(xs[start + 1:t + 1].mean(axis=0))
+    return np.array(out)
 
 
 # --------------------------------------------------------------------------
