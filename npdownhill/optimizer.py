@@ -1266,6 +1266,10 @@ class Optimizer:
     def score(self, *batch):
         """The loss and the monitors on one batch at the current params; no update.
 
+        The current params are the arrays as they are: the trained params
+        (wrap the call in :meth:`use_evaluation_params` to score the
+        evaluation params, as :meth:`evaluate` and a run's validation do).
+
         Parameters
         ----------
         *batch : arrays

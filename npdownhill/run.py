@@ -506,7 +506,8 @@ class Run:
         st = self.state
         reason = _REASONS.get(st.stop, "it has not ended")
         if self.best is None:
-            holds = "no validation gave a finite loss, so the params hold their last values"
+            holds = ("no validation gave a finite loss, so the params hold their last values "
+                     "(the last evaluation params)")
         elif st.best_epoch == 0 and st.epoch > 0:
             holds = ("no epoch improved on the start point, so the params were put back to "
                      "their starting values")

@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _resume_run as R  # noqa: E402
+import reference as REF  # noqa: E402
 
 import npdownhill as dh  # noqa: E402
 
@@ -50,8 +51,13 @@ def full_batch(algo):
 
 def pipeline(algo, **kwargs):
     """``kwargs`` (gradient noise, momentum...) unless the algorithm is a quasi-Newton
-    rule, which refuses the gradient pipeline's options."""
-    return {} if full_batch(algo) else kwargs
+    rule, which refuses the gradient pipeline's options; without momentum for the rules
+    that refuse it (the schedule-free rules)."""
+    if full_batch(algo):
+        return {}
+    if REF.record(algo).takes_momentum:
+        return kwargs
+    return {k: v for k, v in kwargs.items() if k not in ("momentum", "nesterov")}
 
 
 def trained(algo="adam", steps=3, **kwargs):

@@ -313,3 +313,14 @@ def test_a_run_interrupted_leaves_the_best_evaluation_params():
     for key in params:
         np.testing.assert_array_equal(params[key], opt.best_params[key])
     assert math.isfinite(result.best_loss)
+
+
+@pytest.mark.parametrize("method, option", [("sgd", dict(lookahead=5)),
+                                            ("adam", dict(average="ema")),
+                                            ("schedule_free_sgd", {})])
+def test_solve_refuses_what_evaluates_other_params(method, option):
+    params = np.array([1.0, 2.0])
+    with pytest.raises(ValueError, match=rf"^solve\(method='{method}'\): solve keeps the "
+                                         r"trained point of lowest loss.*use minimize"):
+        dh.solve(lambda p: anp.sum(p ** 2), params, method=method, **option)
+    np.testing.assert_array_equal(params, [1.0, 2.0])
