@@ -870,10 +870,7 @@ class Optimizer:
         return
 
     def _place(self, plan, flat, new):
-        """:meth:`_add` the step, then advance lookahead or the average (if on) on the new params."""
-        if not self._wrapped:
-            self._add(plan, flat, new)
-            return
+        """:meth:`_add` the step, then advance lookahead or the average on the new params."""
         layout, t = self.layout, int(self._updates)
         tmp = self._chunk_buffer("evaluation_tmp", layout.size)
         old = layout.read(tmp) if t == 1 else None       # lookahead's start (tmp is free till then)
@@ -1119,7 +1116,10 @@ class Optimizer:
         finally:
             self._traced = None
         self._commit(plan, lr)
-        self._place(plan, flat, new)
+        if self._wrapped:       # lookahead or averaging
+            self._place(plan, flat, new)
+        else:
+            self._add(plan, flat, new)
         monitors["learning_rate"] = lr
         return monitors
 
@@ -1137,7 +1137,10 @@ class Optimizer:
         -------
         tree
             The steps, shaped like the params: ``p + step`` is the new value.
-            Freshly allocated each call.
+            Freshly allocated each call. With ``lookahead`` or ``average``
+            the slow weights or the average advance as if the caller adds
+            the steps (at a lookahead sync the step takes the params to the
+            slow weights, up to rounding).
         """
         call, where = self._calls["update"]
         self._needs_loss("update")
@@ -1146,7 +1149,7 @@ class Optimizer:
         step, lr, plan, _ = self._advance(grads, where)
         out = step.copy()
         self._commit(plan, lr)
-        if self._wrapped:      # the step that takes the params where lookahead / the average put them
+        if self._wrapped:      # the step to where lookahead / the average put the params
             old = self.layout.read(self.layout.empty())
             new = old + out
             E.after_update(self._hyper, self.updates, old, new, self.state, out)
@@ -1178,7 +1181,10 @@ class Optimizer:
         self._batch = batch
         flat, lr, plan, new = self._advance(grads, where, True)
         self._commit(plan, lr)
-        self._place(plan, flat, new)
+        if self._wrapped:       # lookahead or averaging
+            self._place(plan, flat, new)
+        else:
+            self._add(plan, flat, new)
 
     def _take_step(self, g, batch):
         """Run the pipeline on the flat, checked gradient ``g``; add the step to the params."""
@@ -1190,7 +1196,10 @@ class Optimizer:
         finally:
             self._traced = None
         self._commit(plan, lr)
-        self._place(plan, flat, new)
+        if self._wrapped:       # lookahead or averaging
+            self._place(plan, flat, new)
+        else:
+            self._add(plan, flat, new)
 
     def gradient_buffer(self):
         """A tree of views into the optimizer's own flat gradient buffer.
