@@ -26,6 +26,13 @@ chunk's step is finite, and the step is added to the params only then: a
 refused update changes nothing, without copying the state. Subclasses declare
 their hyperparameters and state buffers and implement :meth:`Optimizer._rule`.
 
+Most rules evaluate what they train. Lookahead's slow weights, a parameter
+average (:mod:`npdownhill.evaluation`) and the schedule-free rules' average
+``x`` are *evaluation params* kept in named state buffers:
+:meth:`Optimizer.evaluation_params` returns them and
+:meth:`Optimizer.use_evaluation_params` swaps them into the user's arrays,
+which is how the run layer validates, keeps and finally leaves them.
+
 The engine knows nothing of datasets, epochs or checkpoints (torch.optim's
 ``Optimizer`` is the model). downhill's run verbs :meth:`~Optimizer.iterate`,
 :meth:`~Optimizer.minimize` and :meth:`~Optimizer.evaluate` are thin entry

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import npdownhill as dh
+from npdownhill import optimizer_state
 from npdownhill.errors import NonFiniteError
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -324,3 +325,19 @@ def test_solve_refuses_what_evaluates_other_params(method, option):
                                          r"trained point of lowest loss.*use minimize"):
         dh.solve(lambda p: anp.sum(p ** 2), params, method=method, **option)
     np.testing.assert_array_equal(params, [1.0, 2.0])
+
+
+def test_a_state_without_the_option_starts_it_at_the_loaded_params():
+    """A resume that keeps an explicit average= the checkpoint did not have (what
+    checkpoint.resume does with the caller's hyperparameters)."""
+    a = X0.copy()
+    plain = dh.SGD(None, a, learning_rate=0.01)
+    for _ in range(5):
+        plain.apply(GRAD(a))
+    b = np.zeros_like(X0)
+    opt = dh.SGD(None, b, learning_rate=0.01, average="polyak")
+    decoded = optimizer_state.decode(opt, plain.state_dict(), "test")
+    optimizer_state.apply(opt, decoded, "test", keep={"average"})
+    assert opt.hyper["average"] == "polyak"
+    np.testing.assert_array_equal(b, a)
+    np.testing.assert_array_equal(opt.state["average"], a)     # not the zeros it replaced
