@@ -2,12 +2,14 @@
 
 The engine's slow weights and averages are checked against the independent
 transcriptions of reference.py (lookahead as a hook of its trajectory; the
-averages summed directly from the plain trajectory), then what a run does
+averages summed directly from the plain trajectory) and against optax
+(optax.lookahead, optax.ema(debias=True)), then what a run does
 with them: validation, the best params, the arrays at the end, evaluate(),
 refused updates, state dicts, bad values and combinations that cannot work.
 Resume through a checkpoint file in a new process is in test_checkpoint.py.
 """
 
+import json
 import math
 import os
 import sys
@@ -20,7 +22,8 @@ import npdownhill as dh
 from npdownhill import optimizer_state
 from npdownhill.errors import NonFiniteError
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
 import reference as R  # noqa: E402
 
 STEPS = 100
@@ -79,6 +82,40 @@ def test_lookahead_matches_reference(algo, hyper, k, alpha):
     if alpha < 1:
         plain, _, _ = run(algo, hyper)
         assert not np.allclose(xs[-1], plain[-1])
+
+
+# Lookahead and the EMA against optax (data/optax_evaluation.npz, written by
+# data/make_optax_evaluation_reference.py: optax.lookahead and optax.ema(debias=True)),
+# rtol 1e-9 and atol 1e-12 as for every recorded artifact.
+with np.load(os.path.join(HERE, "data", "optax_evaluation.npz"), allow_pickle=False) as _npz:
+    OPTAX = {key: _npz[key] for key in _npz.files}
+OPTAX_CASES = [c for c in json.loads(str(OPTAX["cases"])) if c["kind"] in ("lookahead", "ema")]
+
+
+def test_the_optax_file_has_lookahead_and_ema_cases():
+    assert {c["kind"] for c in OPTAX_CASES} == {"lookahead", "ema"}
+    assert {c["problem"] for c in OPTAX_CASES} == {"quadratic", "rosenbrock"}
+
+
+@pytest.mark.parametrize("case", OPTAX_CASES, ids=[c["id"] for c in OPTAX_CASES])
+def test_lookahead_and_ema_match_optax(case):
+    if case["problem"] == "quadratic":
+        A, b = OPTAX["quadratic_A"], OPTAX["quadratic_b"]
+        x = OPTAX["quadratic_x0"].copy()
+
+        def grad(p):
+            return A @ p - b
+    else:
+        _, grad, _, _ = R.rosenbrock()
+        x = OPTAX["rosenbrock_x0"].copy()
+    opt = dh.build(case["algo"], None, x, **case["hyper"])
+    ys, xs = [x.copy()], [opt.evaluation_params()]
+    for _ in range(case["steps"]):
+        opt.apply(grad(x))
+        ys.append(x.copy())
+        xs.append(opt.evaluation_params())
+    np.testing.assert_allclose(np.array(ys), OPTAX[case["id"] + ".y"], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(np.array(xs), OPTAX[case["id"] + ".x"], rtol=1e-9, atol=1e-12)
 
 
 OPTIONS = [dict(lookahead=3), dict(lookahead=1, lookahead_alpha=0.3),

@@ -1,8 +1,8 @@
 """ScheduleFreeSGD and ScheduleFreeAdamW against optax, and what is special about them.
 
-The trajectories in data/optax_schedule_free.npz were recorded from
-optax.contrib (data/make_schedule_free_reference.py, run by hand; jax is not
-needed here): both the params (the points y where gradients are taken) and
+The trajectories in data/optax_evaluation.npz (its "schedule_free" cases)
+were recorded from optax.contrib (data/make_optax_evaluation_reference.py,
+run by hand; jax is not needed here): both the params (the points y where gradients are taken) and
 optax's schedule_free_eval_params (the averages x), 100 float64 updates
 each. Tolerance rtol 1e-9, atol 1e-12, as for the torch data (a frozen
 artifact, the same arithmetic in another order). The shared battery
@@ -24,13 +24,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import reference as R  # noqa: E402
 
-DATA = os.path.join(HERE, "data", "optax_schedule_free.npz")
+DATA = os.path.join(HERE, "data", "optax_evaluation.npz")
 RTOL, ATOL = 1e-9, 1e-12
 NAMES = ["schedule_free_sgd", "schedule_free_adamw"]
 
 with np.load(DATA, allow_pickle=False) as _npz:
     ARRAYS = {key: _npz[key] for key in _npz.files}
-CASES = json.loads(str(ARRAYS["cases"]))
+CASES = [c for c in json.loads(str(ARRAYS["cases"])) if c["kind"] == "schedule_free"]
 
 
 def _problem(name):
