@@ -42,6 +42,7 @@ from .first_order import NAG, SGD, Momentum
 from .optimizer import Optimizer, apply_updates
 from .quasi_newton import BFGS, LBFGS
 from .registry import algorithms, build
+from .schedule_free import ScheduleFreeAdamW, ScheduleFreeSGD
 from .fitresult import FitResult
 from .gradcheck import GradCheckResult, check_grad
 from .many import bootstrap, multistart, sweep
@@ -62,5 +63,5 @@ __all__ = [
     "EpochInfo", "RunResult", "NonFiniteError", "schedules", "problems", "plot",
     "SGD", "NAG", "Momentum", "RMSProp", "RProp", "ADAGRAD", "AdaGrad", "ADADELTA", "Adadelta",
     "ESGD", "Adam", "Adamax", "AMSGrad", "NAdam", "AdamW", "RAdam", "Lion", "Yogi", "AdaBelief",
-    "Prodigy", "LBFGS", "BFGS",
+    "Prodigy", "ScheduleFreeSGD", "ScheduleFreeAdamW", "LBFGS", "BFGS",
 ]

@@ -322,7 +322,8 @@ def evaluate(opt, dataset):
     Returns
     -------
     dict
-        ``'loss'`` first, then each monitor. Nothing is updated.
+        ``'loss'`` first, then each monitor, at the optimizer's evaluation
+        params (:meth:`Optimizer.evaluation_params`). Nothing is updated.
     """
     call = f"{type(opt).__name__}.evaluate"
     if opt.loss is None:
@@ -332,7 +333,8 @@ def evaluate(opt, dataset):
     if data is not None and not isinstance(data, Dataset):
         data = Dataset(data, name="evaluate", batch_size=32, shuffle=False)
     _check_signatures(opt, call, {data.name if data is not None else "evaluate": data})
-    return measure(opt, data)
+    with opt.use_evaluation_params():
+        return measure(opt, data)
 
 
 install_run_layer(types.SimpleNamespace(iterate=iterate, minimize=run_to_end, evaluate=evaluate,

@@ -111,7 +111,7 @@ def load_npz(path):
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError, TypeError,
             MemoryError, NotImplementedError) as err:
         # MemoryError: a damaged header claiming a huge shape; NotImplementedError: a
-        # damaged zip version or compression field
+        # damaged zip version or compression field in a member's header
         raise ValueError(f"{unreadable} ({err})") from None
     for key, value in state.items():
         if not isinstance(value, np.ndarray):   # a member without an .npy header comes as bytes

@@ -27,6 +27,13 @@ chunk's step is finite, and the step is added to the params only then: a
 refused update changes nothing, without copying the state. Subclasses declare
 their hyperparameters and state buffers and implement :meth:`Optimizer._rule`.
 
+Most rules evaluate what they train. Lookahead's slow weights, a parameter
+average (:mod:`npdownhill.evaluation`) and the schedule-free rules' average
+``x`` are *evaluation params* kept in named state buffers:
+:meth:`Optimizer.evaluation_params` returns them and
+:meth:`Optimizer.use_evaluation_params` swaps them into the user's arrays,
+which is how the run layer validates, keeps and finally leaves them.
+
 The engine knows nothing of datasets, epochs or checkpoints (torch.optim's
 ``Optimizer`` is the model). downhill's run verbs :meth:`~Optimizer.iterate`,
 :meth:`~Optimizer.minimize` and :meth:`~Optimizer.evaluate` are thin entry
@@ -35,10 +42,13 @@ with :func:`install_run_layer` when the package is imported.
 """
 
 import math
+from contextlib import contextmanager
+
 import numpy as np
 from autograd import make_vjp
 from autograd.extend import vspace
 
+from . import evaluation as E
 from . import hyper as H
 from . import leafpatterns
 from . import optimizer_state
@@ -209,6 +219,19 @@ class Optimizer:
     ``rng`` (None)
         Seed or ``numpy.random.Generator`` for gradient noise and for
         algorithms that draw random numbers.
+    ``lookahead`` (0 = off), ``lookahead_alpha`` (0.5)
+        Lookahead (Zhang et al. 2019): every ``lookahead`` updates the slow
+        weights move ``lookahead_alpha`` of the way to the params and the
+        params restart there. The slow weights are the evaluation params.
+    ``average`` (None), ``average_decay`` (0.999), ``average_start`` (0)
+        ``'ema'``: evaluate a bias-corrected exponential moving average of
+        the params; ``'polyak'``: the mean of the params after the first
+        ``average_start`` updates. See :mod:`npdownhill.evaluation`.
+
+    The evaluation params (:meth:`evaluation_params`) are what a run
+    validates, keeps as the best, checkpoints and leaves in the arrays at
+    the end; they differ from the trained params with ``lookahead``,
+    ``average`` and the schedule-free rules.
     """
 
     #: Registered lower-case name; subclasses set it.
@@ -234,6 +257,7 @@ class Optimizer:
                                              "{leaf name or pattern: factor} on the step"),
         "accumulate": H.Hyper(1, H.count, "average this many batches' gradients into one update"),
         "rng": H.Hyper(None, H.rng_or_seed, "seed or Generator for noise and random algorithms"),
+        **E.HYPERS,
     }
     #: ``{alias: (name, name, ...)}``: one keyword that sets several
     #: hyperparameters from a sequence, e.g. torch's ``betas=(b1, b2)``.
@@ -258,6 +282,12 @@ class Optimizer:
     #: sums over the tree, as Prodigy's): it is then in the gradient buffer when
     #: :meth:`_rule` is called, after noise, multipliers and clipping.
     whole_gradient = False
+    #: True for rules that keep their own evaluation params (the schedule-free rules'
+    #: average x): they take neither ``lookahead`` nor ``average``.
+    own_evaluation_params = False
+    #: True for rules that apply ``weight_decay`` inside their kernel (at the point where
+    #: the gradient was taken); the engine's decoupled decay stage then stays off.
+    own_weight_decay = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -312,6 +342,7 @@ class Optimizer:
         self._calls["step"] = (f"{call}.step", f"{call}.step: gradient")
         self._vjp_of = (None, None)   # (loss, make_vjp(loss)), made once per loss
         self.last_learning_rate = None
+        self._wrapped = False      # lookahead or averaging is on (see npdownhill.evaluation)
         self._commit_hyper(call, self.check_hyperparameters(call, kwargs), initial=True)
 
     def __repr__(self):
@@ -416,6 +447,7 @@ class Optimizer:
         if "rng" in hyper:
             self._rng = np.random.default_rng(hyper["rng"])
         self.hyper = merged
+        self._wrapped = E.active(merged)
         self._mult, self._mask, self._decay = mult, mask, decay
         if explicit:
             self.explicit.update(hyper)
@@ -441,6 +473,7 @@ class Optimizer:
             raise ValueError(f"{call}(accumulate={hyper['accumulate']}): {type(self).__name__} "
                              "evaluates the loss on each batch itself, so it cannot average "
                              "several batches' gradients into one update")
+        E.check(self, call, hyper)
 
     def _hyper_changed(self, old, changed):
         """Adjust existing state after the hyperparameters ``changed`` (names) changed.
@@ -472,6 +505,7 @@ class Optimizer:
         mu = hyper["momentum"]
         if callable(mu) or mu > 0:
             spec["velocity"] = 0.0
+        spec.update(E.state_spec(hyper))      # lookahead's slow weights, the average
         return spec
 
     def _sync_state(self):
@@ -483,6 +517,8 @@ class Optimizer:
         for name, init in spec.items():
             if name not in self.state or self.state[name].shape != self.buffer_shape(init):
                 self.state[name] = self._new_buffer(init)
+                if name in E.BUFFERS:         # the slow weights and the average start here
+                    self.layout.read(self.state[name])
         self._pairs = {name: pair for name, pair in self._pairs.items()
                        if self.state.get(name) is pair[self._parity]}
         self._plan = None
@@ -602,6 +638,8 @@ class Optimizer:
         # every state buffer and its spare; the current one is pair[parity]
         pairs = {}
         for name, buf in self.state.items():
+            if name in E.BUFFERS:   # advanced after a committed update: no spare
+                continue
             pair = self._pairs.get(name)
             if pair is None or pair[self._parity] is not buf:
                 spare = np.empty_like(buf)
@@ -610,7 +648,7 @@ class Optimizer:
         self._pairs = pairs
         plan.states = [{name: pair[k] for name, pair in pairs.items()} for k in (0, 1)]
         flat = [name for name, buf in self.state.items()
-                if name != "velocity" and buf.shape == (layout.size,)]
+                if name != "velocity" and name not in E.BUFFERS and buf.shape == (layout.size,)]
         views = [{name: cut(plan.states[k][name]) for name in list(flat) + ["velocity"]
                   if name in plan.states[k]} for k in (0, 1)]
         plan.rows = [[tuple(view for name in flat for view in (views[k][name][c], views[1 - k][name][c]))
@@ -621,10 +659,12 @@ class Optimizer:
         plan.nesterov = bool(h["nesterov"])
         plan.mult, plan.mask = cut(self._mult), cut(self._mask)
         plan.max_elem = h["max_gradient_elem"]
-        # weight decay: one factor for every leaf, or one per element (plan.decay)
-        plan.decay = cut(self._decay)
+        # weight decay: one factor for every leaf, or one per element (plan.decay); off
+        # here for rules that apply it in their kernel (own_weight_decay)
+        own = self.own_weight_decay
+        plan.decay = None if own else cut(self._decay)
         wd = h["weight_decay"]
-        decays = plan.decay is not None if isinstance(wd, dict) else bool(wd)
+        decays = not own and (plan.decay is not None if isinstance(wd, dict) else bool(wd))
         plan.params, plan.reread = self._param_chunks(spans) if decays else (None, None)
         plan.in_velocity = momentum and not plan.nesterov and plan.params is None and plan.mask is None
         # with weight decay reading each chunk's params anyway, the loop can write the new
@@ -954,6 +994,16 @@ class Optimizer:
         lr = self._hyper["learning_rate"]
         return self._scheduled("learning_rate", int(self._updates)) if callable(lr) else lr
 
+    def _place(self, plan, flat, new):
+        """:meth:`_add` the step, then advance lookahead or the average on the new params."""
+        layout, t = self.layout, int(self._updates)
+        tmp = self._chunk_buffer("evaluation_tmp", layout.size)
+        old = layout.read(tmp) if t == 1 else None       # lookahead's start (tmp is free till then)
+        self._add(plan, flat, new)
+        params = layout.read(self._chunk_buffer("evaluation_new", layout.size))
+        if E.after_update(self._hyper, t, old, params, self.state, tmp):
+            layout.write(params)                          # the fast weights restart at the slow
+
     def _check_gradient(self):
         """Refuse a non-finite gradient in the gradient buffer before anything is drawn."""
         if not P.finite(self._g):
@@ -1196,7 +1246,10 @@ class Optimizer:
         finally:
             self._traced = None
         self._commit(plan, lr)
-        self._add(plan, flat, new)
+        if self._wrapped:       # lookahead or averaging
+            self._place(plan, flat, new)
+        else:
+            self._add(plan, flat, new)
         monitors["learning_rate"] = lr
         return monitors
 
@@ -1214,7 +1267,10 @@ class Optimizer:
         -------
         tree
             The steps, shaped like the params: ``p + step`` is the new value.
-            Freshly allocated each call.
+            Freshly allocated each call. With ``lookahead`` or ``average``
+            the slow weights or the average advance as if the caller adds
+            the steps (at a lookahead sync the step takes the params to the
+            slow weights, up to rounding).
         """
         call, where = self._calls["update"]
         self._needs_loss("update")
@@ -1227,6 +1283,11 @@ class Optimizer:
         step, lr, plan, _ = self._advance(grads, where)
         out = step.copy()
         self._commit(plan, lr)
+        if self._wrapped:      # the step to where lookahead / the average put the params
+            old = self.layout.read(self.layout.empty())
+            new = old + out
+            E.after_update(self._hyper, self.updates, old, new, self.state, out)
+            np.subtract(new, old, out)
         return self.layout.unflatten(out)
 
     def apply(self, grads, *batch):
@@ -1258,7 +1319,10 @@ class Optimizer:
         self._batch = batch
         flat, lr, plan, new = self._advance(grads, where, True)
         self._commit(plan, lr)
-        self._add(plan, flat, new)
+        if self._wrapped:       # lookahead or averaging
+            self._place(plan, flat, new)
+        else:
+            self._add(plan, flat, new)
 
     def _take_step(self, g, batch):
         """Run the pipeline on the flat, checked gradient ``g``; add the step to the params."""
@@ -1272,7 +1336,10 @@ class Optimizer:
         finally:
             self._traced = None
         self._commit(plan, lr)
-        self._add(plan, flat, new)
+        if self._wrapped:       # lookahead or averaging
+            self._place(plan, flat, new)
+        else:
+            self._add(plan, flat, new)
 
     def gradient_buffer(self):
         """A tree of views into the optimizer's own flat gradient buffer.
@@ -1332,8 +1399,17 @@ class Optimizer:
         self._batch = batch
         step, _, plan, _ = self._advance(grads, where)   # nothing committed
         new_state = plan.states[self._parity ^ 1]
-        pairs = [(leaf, leaf + view.astype(leaf.dtype, copy=False))
-                 for leaf, view in zip(self.layout.arrays, self.layout.views(step))]
+        if self._wrapped:      # lookahead / the average, on copies
+            old = self.layout.read(self.layout.empty())
+            new = old + step
+            new_state = dict(new_state, **{name: self.state[name].copy() for name in E.BUFFERS
+                                           if name in self.state})
+            E.after_update(self._hyper, self.updates + 1, old, new, new_state, np.empty_like(new))
+            pairs = [(leaf, view.copy()) for leaf, view in zip(self.layout.arrays,
+                                                               self.layout.views(new))]
+        else:
+            pairs = [(leaf, leaf + view.astype(leaf.dtype, copy=False))
+                     for leaf, view in zip(self.layout.arrays, self.layout.views(step))]
         pairs += [(self.state[name], new_state[name].copy()) for name in new_state]
         counter = self._updates.copy()
         counter += 1
@@ -1343,6 +1419,10 @@ class Optimizer:
     # -- monitors ---------------------------------------------------------
     def score(self, *batch):
         """The loss and the monitors on one batch at the current params; no update.
+
+        The current params are the arrays as they are: the trained params
+        (wrap the call in :meth:`use_evaluation_params` to score the
+        evaluation params, as :meth:`evaluate` and a run's validation do).
 
         Parameters
         ----------
@@ -1371,6 +1451,95 @@ class Optimizer:
         return out
 
     # -- parameters -------------------------------------------------------
+    def _evaluation_flat(self):
+        """The flat evaluation params when they differ from the params (a buffer of the
+        optimizer: read it, never write it), else ``None``; see :meth:`evaluation_params`."""
+        if not int(self._updates) or not self._wrapped:
+            return None
+        return self.state["slow" if self._hyper["lookahead"] else "average"]
+
+    @property
+    def evaluates_elsewhere(self):
+        """Whether the evaluation params now differ from the params being trained (bool)."""
+        return self._evaluation_flat() is not None
+
+    def read_evaluation_params(self, out):
+        """Copy the flat evaluation params into ``out`` (a flat buffer of the layout); return it."""
+        src = self._evaluation_flat()
+        if src is None:
+            return self.layout.read(out)
+        np.copyto(out, src, casting="same_kind")
+        return out
+
+    def evaluation_params(self):
+        """The params to evaluate, keep and report: a tree of fresh copies.
+
+        Most rules evaluate what they train, the user's arrays. With
+        ``lookahead`` these are the slow weights, with ``average`` the
+        average, and the schedule-free rules evaluate their average ``x``
+        while the arrays hold the point ``y`` where gradients are taken.
+        A run (:meth:`iterate`, :meth:`minimize`, :meth:`evaluate`)
+        validates these, keeps the best of them, and leaves that in the
+        arrays when it ends; in a hand-written loop of :meth:`step` or
+        :meth:`apply`, use this method or :meth:`use_evaluation_params`.
+        Before the first update they are the params.
+
+        Returns
+        -------
+        tree
+            Shaped like the params.
+
+        Examples
+        --------
+        >>> import numpy as np, npdownhill as dh
+        >>> params = {"w": np.ones(2)}
+        >>> opt = dh.SGD(None, params, learning_rate=0.5, average="polyak")
+        >>> opt.apply({"w": np.ones(2)}); opt.apply({"w": np.ones(2)})
+        >>> params["w"], opt.evaluation_params()["w"]     # after 0.5, then 0 (mean 0.25)
+        (array([0., 0.]), array([0.25, 0.25]))
+        """
+        self._check_params(f"{type(self).__name__}.evaluation_params")
+        return self.layout.unflatten(self.read_evaluation_params(self.layout.empty()))
+
+    @contextmanager
+    def use_evaluation_params(self):
+        """Context manager: the evaluation params in the user's arrays, the trained ones back after.
+
+        Inside the block the arrays hold :meth:`evaluation_params`, so any
+        code that reads them (a loss, a plot, a prediction) sees what a run
+        would validate; on leaving, even by an exception, the arrays get
+        back the params being trained, so training can go on. Do not update
+        inside the block.
+
+        Yields
+        ------
+        tree
+            The user's params (the same arrays).
+
+        Examples
+        --------
+        >>> import numpy as np, npdownhill as dh
+        >>> params = {"w": np.ones(2)}
+        >>> opt = dh.SGD(None, params, learning_rate=0.5, average="polyak")
+        >>> opt.apply({"w": np.ones(2)}); opt.apply({"w": np.ones(2)})
+        >>> with opt.use_evaluation_params():
+        ...     print(params["w"])
+        [0.25 0.25]
+        >>> params["w"]
+        array([0., 0.])
+        """
+        self._check_params(f"{type(self).__name__}.use_evaluation_params")
+        src = self._evaluation_flat()
+        if src is None:
+            yield self.params
+            return
+        saved = self.layout.read(self.layout.empty())
+        self.layout.write(src)
+        try:
+            yield self.params
+        finally:
+            self.layout.write(saved)
+
     def set_params(self, targets="best"):
         """Write the best (or given) parameters into the user's arrays.
 

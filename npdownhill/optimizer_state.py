@@ -19,6 +19,7 @@ import numpy as np
 
 from . import codec as C
 from . import rngstate
+from .evaluation import BUFFERS
 from .hyper import describe
 from .npzfile import FORMAT
 
@@ -355,6 +356,9 @@ def apply(opt, decoded, where, keep=()):
         np.copyto(opt._accumulation_buffer(), decoded.accumulated, casting="same_kind")
     opt._accum_count = decoded.accumulated_count
     layout.write(decoded.params.astype(layout.dtype, copy=False))
+    for name in BUFFERS:      # slow weights / an average the saved run did not have start here
+        if name in opt.state and name not in saved_spec:
+            layout.read(opt.state[name])
     numeric = [name for name in kept_changes if name not in decoded.schedules]
     if numeric:   # the kept values act on the loaded state as a change would
         opt._hyper_changed(dict(opt.hyper, **{k: decoded.hyper[k] for k in numeric}), numeric)

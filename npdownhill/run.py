@@ -22,6 +22,13 @@ history belong to it alone. :meth:`Run.epochs` is the generator behind
   into the caller's arrays and logs why the run ended (a WARNING when no
   epoch improved on the start point).
 
+Validation, the best parameters and the end of a run use the optimizer's
+*evaluation params* (:meth:`Optimizer.evaluation_params
+<npdownhill.Optimizer.evaluation_params>`): the params themselves for most
+rules; lookahead's slow weights, the average, or the schedule-free rules'
+``x`` otherwise. They are swapped into the caller's arrays for each
+validation and the trained params put back after.
+
 A run left suspended (an ``iterate`` generator neither exhausted nor
 closed) is ended by the next run of the same optimizer before it begins, so
 one run's clean-up never writes into another's.
@@ -421,7 +428,8 @@ class Run:
         if self._valid_snapshot is not None:     # every validation scores the same samples
             self.valid_set._rewind(self._valid_snapshot)
         try:
-            monitors = measure(opt, self.valid_set)
+            with opt.use_evaluation_params():     # lookahead's slow weights, an average, ...
+                monitors = measure(opt, self.valid_set)
         finally:
             if self._valid_snapshot is not None:
                 self.valid_set._rewind(self._valid_snapshot)
@@ -435,7 +443,7 @@ class Run:
         if improved:
             if self.best is None:
                 self.best = opt.layout.empty()
-            opt.layout.read(self.best)
+            opt.read_evaluation_params(self.best)
             st.best_loss, st.best_epoch, st.best_valid = float(monitors["loss"]), epoch, dict(monitors)
             st.best_value = float(value)
         if regular:
@@ -481,6 +489,9 @@ class Run:
         finally:
             if self.best is not None:
                 self.optimizer.layout.write(self.best)
+            elif self.optimizer.evaluates_elsewhere:     # no finite validation: the last ones
+                layout = self.optimizer.layout
+                layout.write(self.optimizer.read_evaluation_params(layout.empty()))
             self._bar.close()
             if not exiting:
                 self._log_end()
@@ -510,7 +521,8 @@ class Run:
         if st.stop == "patience" and st.monitor != "loss":
             reason = reason.replace("validation loss", f"validation {st.monitor}")
         if self.best is None:
-            holds = "no validation gave a finite loss, so the params hold their last values"
+            holds = ("no validation gave a finite loss, so the params hold their last values "
+                     "(the last evaluation params)")
         elif st.best_epoch == 0 and st.epoch > 0:
             holds = ("no epoch improved on the start point, so the params were put back to "
                      "their starting values")

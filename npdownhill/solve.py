@@ -168,6 +168,10 @@ def solve(loss, params, args=(), method="lbfgs", bounds=None, gtol=1e-5, ftol=2.
         opt = build(cls, loss, params, **extra, **hyperparameters)
     else:
         opt = build(cls, loss, params, **hyperparameters)
+    if opt.own_evaluation_params or opt.hyper["lookahead"] or opt.hyper["average"] is not None:
+        raise ValueError(f"{call}(method={cls.name!r}): solve keeps the trained point of lowest "
+                         "loss, but lookahead, averaging and the schedule-free rules evaluate "
+                         "other params than they train; use minimize for them")
     opt.check_batch(len(args), call)
     bar = Bar(show_progress(progress), max_iter, f"solve {opt.name}", "it")
     try:

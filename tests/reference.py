@@ -103,6 +103,17 @@ class Record:
         Hyperparameters the shared battery of test_algorithms.py leaves at
         the default instead of its own test values (NAG keeps its Nesterov
         momentum 0.9; the quasi-Newton rules take no momentum).
+    ``start``
+        ``start(x0) -> state``: the rule's state before the first update,
+        for rules that start from the params (the schedule-free rules:
+        z = x = x0); None = an empty dict.
+    ``takes_momentum``
+        False for rules that refuse the momentum wrapper (the schedule-free
+        rules): test_reference.py runs no momentum cases for them.
+    ``decay_in_rule``
+        The rule takes ``weight_decay`` itself (the schedule-free rules
+        decay at their point y inside z's step); :func:`trajectory` then
+        passes it to the rule instead of adding the decoupled decay.
 
     Convergence settings (test_algorithms.py):
 
@@ -174,6 +185,9 @@ class Record:
     needs_loss: bool = False
     line_search: bool = False
     keep_default: tuple = ()
+    start: Callable = None
+    takes_momentum: bool = True
+    decay_in_rule: bool = False
     quad: dict
     quad_decay: bool
     rosen_lr: float
@@ -688,6 +702,101 @@ _add("prodigy", rule=prodigy, class_name="Prodigy", torch_counterpart=False,
                dict(beta1=0.8, beta2=0.99, d0=0.3, learning_rate=0.3))])
 
 
+def schedule_free(g, state, t, learning_rate, beta1, warmup_steps,
+                  weight_lr_power, weight_decay, direction):
+    """Defazio et al. (2024), "The Road Less Scheduled": u = y_{t-1} - y_t.
+
+    ``direction(g, state, t) -> (d, new entries)`` is the base rule (SGD:
+    d = g).  The state holds z, x (the average, what is evaluated), the sum
+    of the weights and the largest learning rate so far.
+    """
+    z, x = state["z"], state["x"]
+    y = (1.0 - beta1) * z + beta1 * x               # where g was taken
+    if warmup_steps > 0:
+        lr = learning_rate * min(1.0, t / warmup_steps)
+    else:
+        lr = learning_rate
+    max_lr = max(state["max_lr"], lr)
+    weight = max_lr ** weight_lr_power
+    weight_sum = state["weight_sum"] + weight
+    c = weight / weight_sum if weight_sum > 0 else 0.0
+    d, more = direction(g, state, t)
+    z_new = z - lr * (d + weight_decay * y)
+    x_new = (1.0 - c) * x + c * z_new
+    y_new = (1.0 - beta1) * z_new + beta1 * x_new
+    new_state = dict(state, z=z_new, x=x_new, weight_sum=weight_sum,
+                     max_lr=max_lr, **more)
+    return y - y_new, new_state
+
+
+def schedule_free_averages(algo, grad_fn, x0, steps, **hyper):
+    """(ys, xs): the points y_0 .. y_steps where the gradients are taken (the
+    params) and the averages x_0 .. x_steps (what is evaluated), each of
+    shape (steps+1, n), for "schedule_free_sgd" or "schedule_free_adamw"
+    with the record's defaults updated by ``hyper``."""
+    rec = record(algo)
+    settings = dict(rec.defaults, **hyper)
+    state = schedule_free_start(np.array(x0, dtype=np.float64).ravel())
+    ys, xs = [state["z"].copy()], [state["x"].copy()]
+    for t in range(1, steps + 1):
+        y = (1.0 - settings["beta1"]) * state["z"] + settings["beta1"] * state["x"]
+        _, state = rec.rule(np.asarray(grad_fn(y), dtype=np.float64), state, t,
+                            **settings)
+        ys.append((1.0 - settings["beta1"]) * state["z"]
+                  + settings["beta1"] * state["x"])
+        xs.append(state["x"].copy())
+    return np.array(ys), np.array(xs)
+
+
+def schedule_free_start(x0):
+    return {"z": x0.copy(), "x": x0.copy(), "weight_sum": 0.0, "max_lr": 0.0}
+
+
+def schedule_free_sgd(g, state, t, **hyper):
+    return schedule_free(g, state, t, direction=lambda g, state, t: (g, {}),
+                         **hyper)
+
+
+def schedule_free_adamw(g, state, t, beta2, epsilon, **hyper):
+    def rms(g, state, t):
+        v = beta2 * state.get("v", np.zeros_like(g)) + (1.0 - beta2) * g ** 2
+        return g / (np.sqrt(v / (1.0 - beta2 ** t)) + epsilon), {"v": v}
+    return schedule_free(g, state, t, direction=rms, **hyper)
+
+
+SCHEDULE_FREE = dict(beta1=0.9, warmup_steps=0, weight_lr_power=2.0,
+                     weight_decay=0.0)
+
+_add("schedule_free_sgd", rule=schedule_free_sgd, class_name="ScheduleFreeSGD",
+     torch_counterpart=False, start=schedule_free_start,
+     takes_momentum=False, decay_in_rule=True,
+     keep_default=("momentum", "nesterov"),
+     defaults=dict(SCHEDULE_FREE, learning_rate=1.0),
+     quad={"learning_rate": 0.1}, quad_decay=False,
+     rosen_lr=0.01, rosen_bar=1e-3,
+     # the default rate 1.0 diverges on both problems (largest curvature 58)
+     default_lr=(0.01, 1e-4),
+     custom=[((0.01, 1e-4), dict(beta1=0.8, weight_decay=0.1)),
+             ((0.01, 5e-5), dict(beta1=0.95, warmup_steps=10,
+                                 weight_lr_power=1.0))],
+     aliases=[(dict(b1=0.8, learning_rate=0.01),
+               dict(beta1=0.8, learning_rate=0.01))])
+
+_add("schedule_free_adamw", rule=schedule_free_adamw,
+     class_name="ScheduleFreeAdamW", torch_counterpart=False,
+     start=schedule_free_start, takes_momentum=False, decay_in_rule=True,
+     keep_default=("momentum", "nesterov"),
+     defaults=dict(SCHEDULE_FREE, learning_rate=2.5e-3, beta2=0.999,
+                   epsilon=1e-8),
+     quad={"learning_rate": 0.05}, quad_decay=True,
+     rosen_lr=0.05, rosen_bar=5e-3,
+     custom=[((0.01, 0.01), dict(beta1=0.8, beta2=0.99, epsilon=1e-6,
+                                 weight_decay=0.1)),
+             ((0.01, 0.01), dict(warmup_steps=10, weight_lr_power=3.0))],
+     aliases=[(dict(b1=0.8, b2=0.99, learning_rate=0.01),
+               dict(beta1=0.8, beta2=0.99, learning_rate=0.01))])
+
+
 def _curvature_ok(s, y):
     """A pair is used only when it shows positive curvature: s'y > eps |s| |y|."""
     return s @ y > np.finfo(float).eps * np.linalg.norm(s) * np.linalg.norm(y)
@@ -755,7 +864,7 @@ _add("bfgs", rule=bfgs, class_name="BFGS", torch_counterpart=False,
 # --------------------------------------------------------------------------
 
 def trajectory(algo, grad_fn, x0, steps, momentum=None, nesterov=False,
-               hvp_fn=None, seed=None, noise=None, **hyper):
+               hvp_fn=None, seed=None, noise=None, after_update=None, **hyper):
     """Iterates x_0 .. x_steps of ``algo`` as an array of shape (steps+1, n).
 
     ``momentum=None`` means the algorithm's default (0.9 for ``momentum`` and
@@ -772,6 +881,9 @@ def trajectory(algo, grad_fn, x0, steps, momentum=None, nesterov=False,
     velocity, the new x), used by test_reference.py to
     inject rounding-sized perturbations and measure how much the trajectory
     amplifies them.
+
+    ``after_update(t, x) -> x``, if given, sees each new iterate and may
+    replace it (lookahead's sync, see :func:`lookahead`).
     """
     if noise is None:
         def noise(a):
@@ -793,7 +905,7 @@ def trajectory(algo, grad_fn, x0, steps, momentum=None, nesterov=False,
 
     mu = settings.pop("momentum")
     use_nesterov = settings.pop("nesterov")
-    wd = settings.pop("weight_decay")
+    wd = 0.0 if rec.decay_in_rule else settings.pop("weight_decay")
     lr = settings["learning_rate"]
     rule = rec.rule
 
@@ -805,7 +917,7 @@ def trajectory(algo, grad_fn, x0, steps, momentum=None, nesterov=False,
         rng = np.random.default_rng(seed)
 
     v = np.zeros(n)
-    state = {}
+    state = {} if rec.start is None else rec.start(x.copy())
     xs = [x.copy()]
     for t in range(1, steps + 1):
         g = noise(np.asarray(grad_fn(x), dtype=np.float64))
@@ -834,8 +946,57 @@ def trajectory(algo, grad_fn, x0, steps, momentum=None, nesterov=False,
         else:
             x_new = x + step
         x = noise(x_new)
+        if after_update is not None:
+            x = after_update(t, x)
         xs.append(x.copy())
     return np.array(xs)
+
+
+# --------------------------------------------------------------------------
+# Shared options: lookahead and parameter averaging.
+# --------------------------------------------------------------------------
+
+def lookahead(x0, k, alpha):
+    """Lookahead (Zhang et al. 2019) as an ``after_update`` hook of
+    :func:`trajectory`; ``hook.slow`` lists the slow weights after each
+    update (x0 before the first).  Every k updates the slow weights move
+    alpha of the way to the fast ones and the fast ones restart there; the
+    inner rule's state carries on (as in optax.lookahead)."""
+    slow = [np.array(x0, dtype=np.float64).ravel().copy()]
+
+    def hook(t, x):
+        current = slow[-1]
+        if t % k == 0:
+            current = current + alpha * (x - current)
+            x = current.copy()
+        slow.append(current.copy())
+        return x
+
+    hook.slow = slow
+    return hook
+
+
+def ema_average(xs, decay):
+    """Bias-corrected EMA of the iterates x_1 .. x_t (x_0 before the first):
+    sum_i (1 - d) d^(t-i) x_i / (1 - d^t), summed directly."""
+    out = [xs[0].copy()]
+    for t in range(1, len(xs)):
+        weights = np.array([(1.0 - decay) * decay ** (t - i)
+                            for i in range(1, t + 1)])
+        out.append(weights @ xs[1:t + 1] / weights.sum())
+    return np.array(out)
+
+
+def polyak_average(xs, start):
+    """The mean of the iterates x_{start+1} .. x_t for t > start, x_t before
+    (x_0 before the first update)."""
+    out = [xs[0].copy()]
+    for t in range(1, len(xs)):
+        if t <= start:
+            out.append(xs[t].copy())
+        else:
+            out.append(xs[start + 1:t + 1].mean(axis=0))
+    return np.array(out)
 
 
 # --------------------------------------------------------------------------

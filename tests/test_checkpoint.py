@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _resume_run as R  # noqa: E402
+import reference as REF  # noqa: E402
 
 import npdownhill as dh  # noqa: E402
 
@@ -50,8 +51,13 @@ def full_batch(algo):
 
 def pipeline(algo, **kwargs):
     """``kwargs`` (gradient noise, momentum...) unless the algorithm is a quasi-Newton
-    rule, which refuses the gradient pipeline's options."""
-    return {} if full_batch(algo) else kwargs
+    rule, which refuses the gradient pipeline's options; without momentum for the rules
+    that refuse it (the schedule-free rules)."""
+    if full_batch(algo):
+        return {}
+    if REF.record(algo).takes_momentum:
+        return kwargs
+    return {k: v for k, v in kwargs.items() if k not in ("momentum", "nesterov")}
 
 
 def trained(algo="adam", steps=3, **kwargs):
@@ -704,3 +710,35 @@ def test_a_damaged_zip_version_field_is_refused_as_corrupt(tmp_path):
     with pytest.raises(ValueError, match="cannot read the file: it is truncated or corrupt"):
         target.load_state(bad)
     assert_unchanged(target, before)
+
+
+def test_resume_with_evaluation_params(tmp_path):
+    """Lookahead, the averages and the schedule-free rules (whose runs validate, keep and
+    save other params than they train) resume bit-identically: after whole epochs, mid-epoch
+    (max_updates), and after a Ctrl-C during a validation, when the evaluation params are in
+    the arrays."""
+    total = {"max_epochs": 5}
+    cases = {
+        "lookahead": ("momentum", {**BASE, "lookahead": 3}, {"max_epochs": 3}, total, None),
+        "ema_mid": ("adam", {**BASE, "average": "ema", "average_decay": 0.9},
+                    {"max_updates": 6}, {"max_updates": 15}, None),
+        "polyak": ("sgd", {**BASE, "average": "polyak", "average_start": 4,
+                           "gradient_noise_scale": 0.01}, {"max_epochs": 2}, total, None),
+        "sf_adamw_mid": ("schedule_free_adamw", {**BASE, "warmup_steps": 5,
+                                                 "learning_rate": 0.05, "weight_decay": 0.01},
+                         {"max_updates": 7}, {"max_updates": 15}, None),
+        "sf_sgd": ("schedule_free_sgd", {**BASE, "learning_rate": 0.05}, {"max_epochs": 2},
+                   total, None),
+        "la_valid_ctrl_c": ("adam", {**BASE, "lookahead": 4}, total, total,
+                            {"how": "raise_in_valid_loss", "at": 5}),
+        "ema_valid_sigint": ("sgd", {**BASE, "average": "ema"}, total, total,
+                             {"how": "sigint_in_valid_loss", "at": 5}),
+        "sf_step_ctrl_c": ("schedule_free_sgd", {**BASE, "learning_rate": 0.05}, total, total,
+                           {"how": "raise_in_train_loss", "at": 6}),
+    }
+    legs = _run_resume_cases(tmp_path, cases)
+    # the checkpoints hold the evaluation state, and the run's best params are evaluation params
+    state = _load(legs["sf_sgd"][1]["out"])
+    assert "state.state.x" in state and "state.run.best" in state
+    assert "state.state.slow" in _load(legs["lookahead"][1]["out"])
+    assert "state.state.average" in _load(legs["polyak"][1]["out"])

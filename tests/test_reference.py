@@ -7,7 +7,8 @@ quadratic and on the 2-D Rosenbrock function from (-3, -3), with
       the record's default_lr where the default would diverge),
   (b) one or more non-default sets ("custom1", "custom2", ...),
   (c) classical momentum 0.5 ("momentum0.5"),
-  (d) Nesterov momentum 0.5 ("nesterov0.5"),
+  (d) Nesterov momentum 0.5 ("nesterov0.5") -- (c) and (d) for the rules
+      that take momentum (not the schedule-free rules),
   (e) the record's weight-decay / momentum-wrapper sets, if any,
 
 each with the record's table_base added (Prodigy's d0; see reference.Record), and the whole trajectory x_0 .. x_100 must agree with the transcription to
@@ -149,6 +150,8 @@ def _cases():
             for j, (lrs, hyper) in enumerate(rec.custom, start=1):
                 cases.append((algo, name, f"custom{j}",
                               _with_lr(hyper, lrs[k], base)))
+            if not rec.takes_momentum:
+                continue
             cases.append((algo, name, "momentum0.5",
                           _with_lr(dict(momentum=0.5), lr, base)))
             cases.append((algo, name, "nesterov0.5",

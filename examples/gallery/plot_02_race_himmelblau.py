@@ -35,6 +35,7 @@ GROUPS = {
         "momentum": ("momentum", {"learning_rate": 3e-3, "momentum": 0.9}),
         "nag": ("nag", {"learning_rate": 3e-3, "momentum": 0.9}),
         "lion": ("lion", {"learning_rate": 0.01}),
+        "schedule_free_sgd": ("schedule_free_sgd", {"learning_rate": 0.01}),
     },
     "per-coordinate step sizes": {
         "adagrad": ("adagrad", {"learning_rate": 1.0}),
@@ -53,6 +54,7 @@ GROUPS = {
         "yogi": ("yogi", {"learning_rate": 0.1}),
         "adabelief": ("adabelief", {"learning_rate": 0.1}),
         "prodigy": ("prodigy", {"learning_rate": 1.0}),
+        "schedule_free_adamw": ("schedule_free_adamw", {"learning_rate": 0.3}),
     },
     "quasi-Newton": {"lbfgs": "lbfgs", "bfgs": "bfgs"},
 }
