@@ -421,6 +421,7 @@ class Prodigy(Optimizer):
     }
     compound_aliases = _BETAS
     state_names = ("m", "v", "s", "x0")
+    param_copies = ("x0",)
     whole_gradient = True
     nonfinite_spreads = True
 

@@ -288,6 +288,10 @@ class Optimizer:
     #: True for rules that apply ``weight_decay`` inside their kernel (at the point where
     #: the gradient was taken); the engine's decoupled decay stage then stays off.
     own_weight_decay = False
+    #: State buffers that hold values of the params themselves (a start point, an
+    #: average): a warm start (``load_state_dict(strict=False)``) into an optimizer that
+    #: has made updates would leave them describing the old params, so it is refused.
+    param_copies = ()
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -327,7 +331,7 @@ class Optimizer:
         self._rng = np.random.default_rng()
         self._mult = None
         self._mask = None
-        self._decay = None         # per-element weight decay when weight_decay is a dict
+        self._leaf_decay = None         # per-element weight decay when weight_decay is a dict
         self._accum = None         # accumulate > 1: the sum of the pending batch gradients
         self._accum_count = 0      # how many gradients it holds
         self._batch = ()
@@ -448,7 +452,7 @@ class Optimizer:
             self._rng = np.random.default_rng(hyper["rng"])
         self.hyper = merged
         self._wrapped = E.active(merged)
-        self._mult, self._mask, self._decay = mult, mask, decay
+        self._mult, self._mask, self._leaf_decay = mult, mask, decay
         if explicit:
             self.explicit.update(hyper)
         self._sync_state()
@@ -542,7 +546,7 @@ class Optimizer:
         """Every array the optimizer holds for its updates, each once: the state and its
         spare buffers, the gradient buffer, the multipliers and mask, scratch."""
         held = [self._g, *self.state.values(), *self._scratch.values(), self._mult, self._mask,
-                self._decay, self._accum]
+                self._leaf_decay, self._accum]
         for pair in self._pairs.values():
             held.extend(pair)
         unique = {}
@@ -662,7 +666,7 @@ class Optimizer:
         # weight decay: one factor for every leaf, or one per element (plan.decay); off
         # here for rules that apply it in their kernel (own_weight_decay)
         own = self.own_weight_decay
-        plan.decay = None if own else cut(self._decay)
+        plan.decay = None if own else cut(self._leaf_decay)
         wd = h["weight_decay"]
         decays = not own and (plan.decay is not None if isinstance(wd, dict) else bool(wd))
         plan.params, plan.reread = self._param_chunks(spans) if decays else (None, None)

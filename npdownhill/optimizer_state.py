@@ -205,6 +205,10 @@ def load_leaves(opt, state, where):
     count, hyperparameters and generator stay as they are. The algorithm
     that wrote the state does not matter, and float values of another
     dtype are cast (``same_kind``). Checked fully before anything changes.
+    An optimizer that has made updates and keeps copies of the params in
+    its state (lookahead's slow weights, an average, the schedule-free
+    sequences, Prodigy's start point) is refused: those copies would go on
+    describing the old params.
 
     Returns
     -------
@@ -212,6 +216,12 @@ def load_leaves(opt, state, where):
     """
     if not hasattr(state, "keys"):
         raise TypeError(f"{where}: state must be a dict; got {type(state).__name__}")
+    copies = [name for name in (*type(opt).param_copies, *BUFFERS) if name in opt.state]
+    if copies and opt.updates > 0:
+        raise ValueError(f"{where}: this {type(opt).__name__} has made {opt.updates} updates and "
+                         f"its state keeps copies of the params ({', '.join(copies)}), which "
+                         "would go on describing the old values; warm-start a new optimizer "
+                         "(build it, then load_state_dict(state, strict=False)) instead")
     try:
         fmt = state.get("format")
         if fmt is None or str(np.asarray(fmt)) != FORMAT:

@@ -55,6 +55,7 @@ class _ScheduleFree(Optimizer):
         "weight_lr_power": H.Hyper(2.0, H.nonnegative, "the average weighs z_t by max lr^power"),
     }
     state_names = ("z", "x")
+    param_copies = ("z", "x")
     own_evaluation_params = True
     own_weight_decay = True
 

@@ -31,11 +31,13 @@ SCALARS = {"nadam": 1, "prodigy": 2, "schedule_free_sgd": 2, "schedule_free_adam
 
 def fit(algo, hyper):
     """The pipeline ``hyper`` as ``algo`` takes it: the schedule-free rules refuse
-    momentum, and weight decay with frozen leaves (they decay inside their average)."""
+    momentum, per-leaf rates, and weight decay with frozen leaves or per leaf (they decay
+    inside their average)."""
     if not dh.registry.lookup(algo).own_weight_decay:
         return dict(hyper)
-    out = {k: v for k, v in hyper.items() if k not in ("momentum", "nesterov")}
-    if "frozen" in out:
+    out = {k: v for k, v in hyper.items()
+           if k not in ("momentum", "nesterov", "learning_rate_multipliers")}
+    if "frozen" in out or isinstance(out.get("weight_decay"), dict):
         out.pop("weight_decay", None)
     return out
 

@@ -18,8 +18,10 @@ import reference as R
 #: depend on it: a leaf at rate c*lr moves exactly as it would alone at that rate.
 LINEAR_IN_LR = ["sgd", "momentum", "nag", "rmsprop", "adagrad", "adam", "adamax", "amsgrad",
                 "nadam", "adamw", "radam"]
+#: The rules that take per-leaf rates (the schedule-free rules refuse them: see below).
 GRADIENT_ALGORITHMS = [name for name in dh.algorithms()
-                       if not dh.registry.lookup(name).full_batch and name != "esgd"]
+                       if not dh.registry.lookup(name).full_batch and name != "esgd"
+                       and not dh.registry.lookup(name).own_weight_decay]
 
 D = {"a": np.array([1.0, 3.0, 0.5]), "b": np.array([2.0, 0.25])}
 M = {"a": np.array([0.3, -1.0, 2.0]), "b": np.array([-0.5, 1.5])}
@@ -190,3 +192,20 @@ def test_state_dict_round_trip_resumes_bit_identically(algo):
     for a, b in zip(whole["layers"], params["layers"]):
         for k in a:
             np.testing.assert_array_equal(a[k], b[k])
+
+
+@pytest.mark.parametrize("algo", ["schedule_free_sgd", "schedule_free_adamw"])
+@pytest.mark.parametrize("hyper, message", [
+    (dict(learning_rate_multipliers={"a": 0.5}),
+     r"\(learning_rate_multipliers=\{'a': 0.5\}\): Schedule\w+ moves the params by "
+     r"interpolating z and its average x.*per-leaf rates are not supported"),
+    (dict(weight_decay={"a": 0.1}),
+     r"\(weight_decay=\{'a': 0.1\}\): Schedule\w+ applies one weight decay inside its z "
+     r"sequence; per-leaf decay \(a dict\) is not supported"),
+])
+def test_the_schedule_free_rules_refuse_per_leaf_rates_and_decay(algo, hyper, message):
+    """Their step interpolates z and x, both advanced at the full rate inside the rule:
+    scaling the step afterwards, or a decay per leaf, would silently break it."""
+    params = {"a": np.ones(3), "b": np.ones(2)}
+    with pytest.raises(ValueError, match=message):
+        dh.build(algo, None, params, **hyper)

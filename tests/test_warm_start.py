@@ -5,6 +5,7 @@ result says which leaves were loaded, missing, unexpected and mismatched.
 ``strict=True`` (the default) keeps its errors.
 """
 
+import autograd.numpy as anp
 import numpy as np
 import pytest
 
@@ -136,3 +137,33 @@ def test_save_npz_round_trip_keeps_strict_false_working(tmp_path):
     path = str(tmp_path / "s.npz")
     save_npz(path, dh.SGD(None, old_model()).state_dict())
     assert dh.Adam(None, {"scale": np.zeros(())}).load_state(path, strict=False).loaded == ["scale"]
+
+
+@pytest.mark.parametrize("algo, extra, copies", [
+    ("schedule_free_sgd", {}, "z, x"),
+    ("prodigy", {}, "x0"),
+    ("adam", {"lookahead": 2}, "slow"),
+    ("sgd", {"average": "polyak"}, "average"),
+])
+def test_a_warm_start_into_a_trained_optimizer_keeping_param_copies_is_refused(algo, extra,
+                                                                               copies):
+    """Slow weights, averages, schedule-free sequences and Prodigy's start point are copies
+    of the params: after updates they would keep describing the old values."""
+    def loss(p, x):
+        return anp.sum((p["w"] - x) ** 2)
+
+    source = dh.SGD(loss, {"w": np.full(3, 5.0)}).state_dict()
+    fresh = dh.build(algo, loss, {"w": np.zeros(3)}, learning_rate=0.01, **extra)
+    assert fresh.load_state_dict(source, strict=False).loaded == ["w"]   # fresh: fine
+    params = {"w": np.zeros(3)}
+    opt = dh.build(algo, loss, params, learning_rate=0.01, **extra)
+    opt.step(np.ones(3))
+    before = params["w"].copy()
+    with pytest.raises(ValueError, match=rf"has made 1 updates and its state keeps copies of "
+                                         rf"the params \({copies}\).*warm-start a new optimizer"):
+        opt.load_state_dict(source, strict=False)
+    np.testing.assert_array_equal(params["w"], before)
+    # an optimizer without such copies takes the values (its moments carry on)
+    plain = dh.Adam(loss, {"w": np.zeros(3)})
+    plain.step(np.ones(3))
+    assert plain.load_state_dict(source, strict=False).loaded == ["w"]
