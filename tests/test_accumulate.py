@@ -50,6 +50,8 @@ def test_k_batches_make_one_update_on_their_mean(algo, k):
                  learning_rate=lambda t: 0.01 / (1 + t), rng=2)
     if algo == "rprop":                     # its learning_rate is the initial step size
         hyper["learning_rate"] = 0.01
+    if dh.registry.lookup(algo).own_weight_decay:     # schedule-free: no momentum, no rates
+        del hyper["momentum"], hyper["learning_rate_multipliers"]
     accumulated, plain = tree(), tree()
     acc = dh.build(algo, None, accumulated, accumulate=k, **hyper)
     ref = dh.build(algo, None, plain, **hyper)
