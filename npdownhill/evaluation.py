@@ -37,11 +37,14 @@ The schedule-free rules keep their own evaluation params (their average
 ``x``) and take neither option.
 """
 
+from contextlib import contextmanager
+
 import numpy as np
 
 from . import hyper as H
 
-__all__ = ["HYPERS", "BUFFERS", "check", "state_spec", "active", "after_update", "coefficient"]
+__all__ = ["HYPERS", "BUFFERS", "check", "state_spec", "active", "after_update", "coefficient",
+           "EvaluationParams"]
 
 
 def _lookahead(call, name, value):
@@ -158,3 +161,97 @@ def after_update(hyper, t, old, new, buffers, tmp):
         np.multiply(tmp, coefficient(hyper, t), tmp)
         np.add(avg, tmp, avg)
     return False
+
+
+class EvaluationParams:
+    """What a run validates, keeps and leaves: the evaluation params of an
+    :class:`~npdownhill.Optimizer` (a mixin; see the module docstring)."""
+
+    def _evaluation_flat(self):
+        """The flat evaluation params when they differ from the params (a buffer of the
+        optimizer: read it, never write it), else ``None``; see :meth:`evaluation_params`."""
+        if not int(self._updates) or not self._wrapped:
+            return None
+        return self.state["slow" if self._hyper["lookahead"] else "average"]
+
+    @property
+    def evaluates_elsewhere(self):
+        """Whether the evaluation params now differ from the params being trained (bool)."""
+        return self._evaluation_flat() is not None
+
+    def read_evaluation_params(self, out):
+        """Copy the flat evaluation params into ``out`` (a flat buffer of the layout); return it."""
+        src = self._evaluation_flat()
+        if src is None:
+            return self.layout.read(out)
+        np.copyto(out, src, casting="same_kind")
+        return out
+
+    def evaluation_params(self):
+        """The params to evaluate, keep and report: a tree of fresh copies.
+
+        Most rules evaluate what they train, the user's arrays. With
+        ``lookahead`` these are the slow weights, with ``average`` the
+        average, and the schedule-free rules evaluate their average ``x``
+        while the arrays hold the point ``y`` where gradients are taken.
+        A run (:meth:`iterate`, :meth:`minimize`, :meth:`evaluate`)
+        validates these, keeps the best of them, and leaves that in the
+        arrays when it ends; in a hand-written loop of :meth:`step` or
+        :meth:`apply`, use this method or :meth:`use_evaluation_params`.
+        Before the first update they are the params.
+
+        Returns
+        -------
+        tree
+            Shaped like the params.
+
+        Examples
+        --------
+        >>> import numpy as np, npdownhill as dh
+        >>> params = {"w": np.ones(2)}
+        >>> opt = dh.SGD(None, params, learning_rate=0.5, average="polyak")
+        >>> opt.apply({"w": np.ones(2)}); opt.apply({"w": np.ones(2)})
+        >>> params["w"], opt.evaluation_params()["w"]     # after 0.5, then 0 (mean 0.25)
+        (array([0., 0.]), array([0.25, 0.25]))
+        """
+        self._check_params(f"{type(self).__name__}.evaluation_params")
+        return self.layout.unflatten(self.read_evaluation_params(self.layout.empty()))
+
+    @contextmanager
+    def use_evaluation_params(self):
+        """Context manager: the evaluation params in the user's arrays, the trained ones back after.
+
+        Inside the block the arrays hold :meth:`evaluation_params`, so any
+        code that reads them (a loss, a plot, a prediction) sees what a run
+        would validate; on leaving, even by an exception, the arrays get
+        back the params being trained, so training can go on. Do not update
+        inside the block.
+
+        Yields
+        ------
+        tree
+            The user's params (the same arrays).
+
+        Examples
+        --------
+        >>> import numpy as np, npdownhill as dh
+        >>> params = {"w": np.ones(2)}
+        >>> opt = dh.SGD(None, params, learning_rate=0.5, average="polyak")
+        >>> opt.apply({"w": np.ones(2)}); opt.apply({"w": np.ones(2)})
+        >>> with opt.use_evaluation_params():
+        ...     print(params["w"])
+        [0.25 0.25]
+        >>> params["w"]
+        array([0., 0.])
+        """
+        self._check_params(f"{type(self).__name__}.use_evaluation_params")
+        src = self._evaluation_flat()
+        if src is None:
+            yield self.params
+            return
+        saved = self.layout.read(self.layout.empty())
+        self.layout.write(src)
+        try:
+            yield self.params
+        finally:
+            self.layout.write(saved)

@@ -21,7 +21,7 @@ PACKAGE = os.path.dirname(os.path.abspath(npdownhill.__file__))
 LAYERS = {
     "foundations": ["errors", "tree", "hyper", "options", "codec", "npzfile", "rngstate"],
     "engine": ["diagnostics", "monitors", "pipeline", "leafpatterns", "evaluation",
-               "optimizer_state", "optimizer", "registry", "linesearch", "quasi_newton",
+               "optimizer_state", "update", "optimizer", "registry", "linesearch", "quasi_newton",
                "first_order", "adaptive", "adam", "modern", "schedule_free", "schedules"],
     "run": ["dataset", "runstate", "interrupt", "progress", "result", "checkpoint", "run", "driver"],
     "fitting": ["fitresult", "derivatives", "lsq", "curvefit", "solve"],
