@@ -742,3 +742,28 @@ def test_resume_with_evaluation_params(tmp_path):
     assert "state.state.x" in state and "state.run.best" in state
     assert "state.state.slow" in _load(legs["lookahead"][1]["out"])
     assert "state.state.average" in _load(legs["polyak"][1]["out"])
+
+
+def test_resume_with_the_new_controls_combined(tmp_path):
+    """Issue 12's controls together (accumulation across epochs, per-leaf rates and decay,
+    lookahead or an average, best params on another monitor; Prodigy and a schedule-free
+    rule) resume bit-identically in a new process, mid-accumulation included."""
+    total = {"max_epochs": 5}
+    cases = {
+        "adam_all": ("adam", {**BASE, "accumulate": 3, "lookahead": 2,
+                              "learning_rate_multipliers": {"b": 0.5},
+                              "weight_decay": {"w": 0.01}, "monitor": "mae"},
+                     {"max_updates": 5}, {"max_updates": 12}, None),
+        "prodigy_ema": ("prodigy", {**BASE, "accumulate": 2, "average": "ema",
+                                    "average_decay": 0.9, "monitor": "mae", "mode": "min",
+                                    "weight_decay": 0.01},
+                        {"max_epochs": 3}, total, None),
+        "sf_ctrl_c": ("schedule_free_adamw", {**BASE, "accumulate": 2, "warmup_steps": 3,
+                                              "learning_rate": 0.05},
+                      total, total, {"how": "raise_in_train_loss", "at": 6}),
+    }
+    legs = _run_resume_cases(tmp_path, cases)
+    # the Ctrl-C came in the 6th training call: batches 1-4 made 2 updates, batch 5 waits in
+    # the sum (the 6th applied nothing), so the checkpoint the run left was mid-accumulation
+    first = _load(legs["sf_ctrl_c"][0]["out"])
+    assert int(first["state.updates"]) == 2 and int(first["state.accumulated.count"]) == 1
