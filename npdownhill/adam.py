@@ -22,7 +22,7 @@ import numpy as np
 
 from . import hyper as H
 from .optimizer import Optimizer
-from .pipeline import ema
+from .pipeline import adam_step, ema
 from .registry import register
 
 __all__ = ["Adam", "AMSGrad", "AdamW", "Adamax", "NAdam", "RAdam"]
@@ -73,23 +73,6 @@ class _Moments(Optimizer):
         if h.get("epsilon_hat"):
             scale *= math.sqrt(bc2)
         return self._constants(b1, 1 - b1, b2, 1 - b2, bc2, h["epsilon"], -scale)
-
-    @staticmethod
-    def _divide(m, v, u, tmp, bc2, eps, step, hat):
-        r"""``u = -lr / bc1 * m / (sqrt(v / bc2) + eps)``, or with ``epsilon_hat``
-        ``u = -lr / bc1 * sqrt(bc2) * m / (sqrt(v) + eps)``.
-
-        The square root is the first to write ``u``: its wait for ``u``'s
-        memory (a chunk of the gradient buffer, cold in the cache) overlaps the
-        slowest operation.
-        """
-        if hat:
-            np.sqrt(v, u)
-        else:
-            np.sqrt(np.divide(v, bc2, tmp), u)
-        np.add(u, eps, u)
-        np.divide(m, u, u)
-        np.multiply(u, step, u)
 
 
 @register
@@ -147,15 +130,8 @@ class Adam(_Moments):
             np.add(np.multiply(m, b1, m_new), tmp, m_new)
             np.multiply(np.multiply(g, g, tmp), a2, tmp)
             np.add(np.multiply(v, b2, v_new), tmp, v_new)
-            # u = -lr / bc1 * m / (sqrt(v / bc2) + eps), the square root first to write u
-            # (see _divide)
-            if hat:
-                np.sqrt(v_new, u)
-            else:
-                np.sqrt(np.divide(v_new, bc2, tmp), u)
-            np.add(u, eps, u)
-            np.divide(m_new, u, u)
-            np.multiply(u, step, u)
+            # u = -lr / bc1 * m / (sqrt(v / bc2) + eps)
+            adam_step(m_new, v_new, u, tmp, bc2, eps, step, hat)
 
         return adam
 
@@ -193,13 +169,13 @@ class AMSGrad(Adam):
 
     def _rule(self, t, lr, new):
         b1, a1, b2, a2, bc2, eps, step = self._adam_constants(t, lr)
-        hat, moments, divide = self._hyper["epsilon_hat"], self._update_moments, self._divide
+        hat, moments = self._hyper["epsilon_hat"], self._update_moments
 
         def amsgrad(g, u, tmp, m, m_new, v, v_new, v_max, v_max_new):
             moments(g, tmp, m, m_new, v, v_new, b1, a1, b2, a2)
             # v_max = max(v_max, v);  u = -lr / bc1 * m / (sqrt(v_max / bc2) + eps)
             np.maximum(v_max, v_new, out=v_max_new)
-            divide(m_new, v_max_new, u, tmp, bc2, eps, step, hat)
+            adam_step(m_new, v_max_new, u, tmp, bc2, eps, step, hat)
 
         return amsgrad
 
@@ -437,11 +413,8 @@ class RAdam(_Moments):
         def radam(g, u, tmp, m, m_new, v, v_new):
             moments(g, tmp, m, m_new, v, v_new, b1, a1, b2, a2)
             if adaptive:
-                # u = -lr r m / bc1 * sqrt(bc2) / (sqrt(v) + eps)
-                np.sqrt(v_new, u)
-                np.add(u, eps, u)
-                np.divide(m_new, u, u)
-                np.multiply(u, step, u)
+                # u = -lr r m / bc1 * sqrt(bc2) / (sqrt(v) + eps)   (the epsilon-hat form)
+                adam_step(m_new, v_new, u, tmp, None, eps, step, hat=True)
             else:
                 # u = -lr m / bc1
                 np.multiply(m_new, step, u)

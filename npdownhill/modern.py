@@ -18,7 +18,7 @@ import numpy as np
 from . import hyper as H
 from .errors import NonFiniteError
 from .optimizer import Buffer, Optimizer
-from .pipeline import ema
+from .pipeline import adam_step, ema
 from .registry import register
 
 __all__ = ["Lion", "Yogi", "AdaBelief", "Prodigy"]
@@ -224,10 +224,7 @@ class Yogi(Optimizer):
             np.multiply(u, tmp, u)
             np.subtract(v, np.multiply(u, a2, u), v_new)
             # u = -lr / bc1 * m / (sqrt(v / bc2) + eps)
-            np.sqrt(np.divide(v_new, bc2, tmp), u)
-            np.add(u, eps, u)
-            np.divide(m_new, u, u)
-            np.multiply(u, step, u)
+            adam_step(m_new, v_new, u, tmp, bc2, eps, step)
 
         return yogi
 
@@ -314,10 +311,7 @@ class AdaBelief(Optimizer):
             np.add(np.multiply(s, b2, s_new), tmp, s_new)
             np.add(s_new, eps_root, s_new)
             # u = -lr / bc1 * m / (sqrt(s / bc2) + eps)
-            np.sqrt(np.divide(s_new, bc2, tmp), u)
-            np.add(u, eps, u)
-            np.divide(m_new, u, u)
-            np.multiply(u, step, u)
+            adam_step(m_new, s_new, u, tmp, bc2, eps, step)
 
         return adabelief
 

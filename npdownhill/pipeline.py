@@ -21,8 +21,8 @@ import numpy as np
 
 from . import hyper as H
 
-__all__ = ["multipliers", "clip", "ema", "ema_square", "norm", "finite", "leaf_square_sums",
-           "leaf_list"]
+__all__ = ["multipliers", "clip", "ema", "ema_square", "adam_step", "norm", "finite",
+           "leaf_square_sums", "leaf_list"]
 
 
 def multipliers(layout, factors, frozen, call):
@@ -197,6 +197,26 @@ def ema_square(average, x, decay, tmp, out=None, rest=None):
     np.multiply(average, decay, out)
     np.add(out, tmp, out)
     return out
+
+
+def adam_step(m, v, u, tmp, bc2, eps, step, hat=False):
+    r"""Adam's step from its moments, into ``u``: :math:`u = s\, m / (\sqrt{v / bc_2} + \epsilon)`
+    or, with ``hat`` (the epsilon-hat form), :math:`u = s\, m / (\sqrt{v} + \epsilon)`,
+    where ``step`` :math:`s` is :math:`-\eta / bc_1` (times :math:`\sqrt{bc_2}` with ``hat``).
+
+    Shared by the Adam family, Yogi and AdaBelief (their ``v`` differ). The
+    square root is the first to write ``u``: its wait for ``u``'s memory (a
+    chunk of the gradient buffer, cold in the cache) overlaps the slowest
+    operation. ``tmp`` is scratch; all arrays have one shape.
+    """
+    if hat:
+        np.sqrt(v, u)
+    else:
+        np.sqrt(np.divide(v, bc2, tmp), u)
+    np.add(u, eps, u)
+    np.divide(m, u, u)
+    np.multiply(u, step, u)
+    return u
 
 
 def norm(x):
