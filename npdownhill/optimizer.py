@@ -689,11 +689,7 @@ class Optimizer(ChunkedUpdate, E.EvaluationParams):
             flat, lr, plan, new = self._advance(grads, where, True)
         finally:
             self._traced = None
-        self._commit(plan, lr)
-        if self._wrapped:       # lookahead or averaging
-            self._place(plan, flat, new)
-        else:
-            self._add(plan, flat, new)
+        self._conclude(plan, lr, flat, new)
         monitors["learning_rate"] = lr
         return monitors
 
@@ -762,11 +758,7 @@ class Optimizer(ChunkedUpdate, E.EvaluationParams):
             grads = _GATHERED
         self._batch = batch
         flat, lr, plan, new = self._advance(grads, where, True)
-        self._commit(plan, lr)
-        if self._wrapped:       # lookahead or averaging
-            self._place(plan, flat, new)
-        else:
-            self._add(plan, flat, new)
+        self._conclude(plan, lr, flat, new)
 
     def _take_step(self, g, batch):
         """Run the pipeline on the flat, checked gradient ``g``; add the step to the params."""
@@ -779,11 +771,7 @@ class Optimizer(ChunkedUpdate, E.EvaluationParams):
             flat, lr, plan, new = self._advance(_GATHERED, "gradient", True)
         finally:
             self._traced = None
-        self._commit(plan, lr)
-        if self._wrapped:       # lookahead or averaging
-            self._place(plan, flat, new)
-        else:
-            self._add(plan, flat, new)
+        self._conclude(plan, lr, flat, new)
 
     def gradient_buffer(self):
         """A tree of views into the optimizer's own flat gradient buffer.

@@ -447,6 +447,15 @@ class ChunkedUpdate:
         self._accum_count = 0           # the pending gradients went into this update
         self.last_learning_rate = lr
 
+    def _conclude(self, plan, lr, flat, new):
+        """Commit the update :meth:`_advance` computed and move the params: add the step
+        (or copy the new params), then advance lookahead or the average if set."""
+        self._commit(plan, lr)
+        if self._wrapped:
+            self._place(plan, flat, new)
+        else:
+            self._add(plan, flat, new)
+
     def _add(self, plan, flat, new):
         """Add the flat step ``flat`` to the params in place (or, if ``new``, copy the
         new params over them)."""
