@@ -213,7 +213,7 @@ def _prepare(opt, train, valid, kwargs, call):
         # refused now rather than at the first save, possibly hours into the run
         raise ValueError(f"{call}(checkpoint={path!r}): the folder of {path!r} does not exist")
     _check_data_options(call, train, valid, given, options)
-    _check_monitor(opt, call, options["monitor"])
+    _check_monitor(opt, call, options["monitor"], options["mode"])
     if opt.full_batch and "batch_size" not in given:
         options["batch_size"] = 0          # quasi-Newton rules take the whole data at once
     # the training shuffle is seeded from the optimizer's generator as the hyperparameters
@@ -230,13 +230,19 @@ def _prepare(opt, train, valid, kwargs, call):
     return run
 
 
-def _check_monitor(opt, call, monitor):
-    """Refuse a ``monitor`` that the validation does not produce."""
+def _check_monitor(opt, call, monitor, mode):
+    """Refuse a ``monitor`` that the validation does not produce, and ``mode='max'`` on
+    the loss (the run minimizes it: the best would be the worst params)."""
     available = ["loss"] + [name for name, _ in opt.monitors]
     if monitor not in available:
         raise ValueError(f"{call}(monitor={monitor!r}): the validation does not produce "
                          f"{monitor!r}; it produces {', '.join(repr(a) for a in available)} "
                          f"(add it with monitors={{{monitor!r}: fn}}){suggest(monitor, available)}")
+    if monitor == "loss" and mode == "max":
+        raise ValueError(f"{call}(mode='max'): the run minimizes the loss, so selecting the "
+                         "largest validation loss would keep the worst params; mode='max' is "
+                         "for a score such as accuracy: name it with monitor='...' (and "
+                         "monitors={name: fn})")
 
 
 def run_to_end(opt, train=None, valid=None, **kwargs):

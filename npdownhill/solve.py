@@ -172,6 +172,11 @@ def solve(loss, params, args=(), method="lbfgs", bounds=None, gtol=1e-5, ftol=2.
         raise ValueError(f"{call}(method={cls.name!r}): solve keeps the trained point of lowest "
                          "loss, but lookahead, averaging and the schedule-free rules evaluate "
                          "other params than they train; use minimize for them")
+    if opt.hyper["accumulate"] > 1:
+        raise ValueError(f"{call}(accumulate={opt.hyper['accumulate']}): solve evaluates the "
+                         "whole data set at every iteration, so accumulating would average the "
+                         "same gradient several times (and an iteration that only accumulates "
+                         "would look converged); leave accumulate at 1")
     opt.check_batch(len(args), call)
     bar = Bar(show_progress(progress), max_iter, f"solve {opt.name}", "it")
     try:

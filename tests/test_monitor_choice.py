@@ -147,9 +147,9 @@ def test_a_changed_monitor_on_resume_warns_or_is_refused(tmp_path, caplog):
     params = {"x": np.zeros(1)}
     base = dict(algo="sgd", learning_rate=0.1, validate_every=1, monitors=MONITORS,
                 patience=None, checkpoint=path)
-    with pytest.raises(ValueError, match=r"monitor: saved 'dist', given 'loss'; mode: saved "
-                                         r"'min', given 'max'"):
-        dh.minimize(loss, params, max_epochs=5, monitor="loss", mode="max",
+    with pytest.raises(ValueError, match=r"monitor: saved 'dist', given 'closeness'; mode: "
+                                         r"saved 'min', given 'max'"):
+        dh.minimize(loss, params, max_epochs=5, monitor="closeness", mode="max",
                     resume_changes="raise", **base)
     np.testing.assert_array_equal(params["x"], 0.0)
     with caplog.at_level(logging.WARNING, logger="npdownhill"):
@@ -172,3 +172,14 @@ def test_a_checkpoint_written_before_monitors_existed_resumes_on_the_loss(tmp_pa
                          max_epochs=5, monitors=MONITORS, patience=None, checkpoint=path)
     assert result.monitor == "loss" and result.best_epoch == 5 and result.epochs == 5
     assert math.isfinite(result.best_value)
+
+
+def test_mode_max_on_the_loss_is_refused():
+    """The run minimizes the loss: keeping its largest validation value would keep the
+    worst params, silently. mode='max' is for a score named with monitor=."""
+    params = {"x": np.zeros(1)}
+    with pytest.raises(ValueError, match=r"SGD.minimize\(mode='max'\): the run minimizes the "
+                                         r"loss, so selecting the largest validation loss would "
+                                         r"keep the worst params"):
+        dh.minimize(loss, params, algo="sgd", monitors=MONITORS, mode="max", max_epochs=2)
+    np.testing.assert_array_equal(params["x"], 0.0)

@@ -396,3 +396,16 @@ def test_quasi_newton_rules_refuse_the_gradient_verbs():
     for verb in ("update", "apply", "get_updates"):
         with pytest.raises(TypeError, match=r"evaluates the loss in its line search"):
             getattr(opt, verb)({"x": np.array(1.0), "y": np.array(1.0)})
+
+
+def test_solve_refuses_gradient_accumulation():
+    """solve evaluates the whole data set each iteration; an iteration that only
+    accumulated would not move and would look converged (ftol)."""
+    def loss(p, x):
+        return anp.sum((p["w"] - x) ** 2)
+
+    params = {"w": np.zeros(3)}
+    with pytest.raises(ValueError, match=r"solve\(accumulate=2\): solve evaluates the whole "
+                                         r"data set at every iteration"):
+        dh.solve(loss, params, args=(np.ones(3),), method="adam", accumulate=2)
+    np.testing.assert_array_equal(params["w"], 0.0)
