@@ -25,6 +25,7 @@ points into the run layer (:mod:`npdownhill.driver`), which plugs itself in
 with :func:`install_run_layer` when the package is imported.
 """
 
+import logging
 import math
 
 import numpy as np
@@ -47,6 +48,26 @@ from .update import _GATHERED, ChunkedUpdate
 __all__ = ["Optimizer", "Buffer", "apply_updates", "install_run_layer"]
 
 _RUN_LAYER = []     # the run layer's entry points, installed by npdownhill.driver
+
+logger = logging.getLogger("npdownhill")
+
+
+def _off(value):
+    """Whether a hyperparameter that switches a stage on is off (0, None; a schedule is on)."""
+    return not callable(value) and not value
+
+
+#: Hyperparameters that act only together with another: ``{name: (inert(h), what it
+#: needs)}``. Given explicitly while ``inert(h)`` holds, one is kept (it acts once the
+#: other is set) and a WARNING says that it has no effect now.
+_DEPENDENT = {
+    "nesterov": (lambda h: h["nesterov"] and _off(h["momentum"]), "momentum > 0"),
+    "gradient_noise_decay": (lambda h: h["gradient_noise_decay"] and _off(h["gradient_noise_scale"]),
+                             "gradient_noise_scale > 0"),
+    "lookahead_alpha": (lambda h: _off(h["lookahead"]), "lookahead=k > 0"),
+    "average_decay": (lambda h: h["average"] != "ema", "average='ema'"),
+    "average_start": (lambda h: h["average"] != "polyak", "average='polyak'"),
+}
 
 
 class Buffer:
@@ -424,6 +445,11 @@ class Optimizer(ChunkedUpdate, E.EvaluationParams):
         self._mult, self._mask, self._leaf_decay = mult, mask, decay
         if explicit:
             self.explicit.update(hyper)
+            for name in hyper:
+                inert, needs = _DEPENDENT.get(name, (None, None))
+                if inert is not None and name in merged and inert(merged):
+                    logger.warning("%s(%s=%r): has no effect unless %s; it is kept for when "
+                                   "that is set", call, name, hyper[name], needs)
         self._sync_state()
         if not initial and adjust_state:
             changed = [k for k in hyper if not _same_value(old[k], merged[k])]

@@ -1,5 +1,6 @@
 """Training controls: schedules, noise, multipliers, frozen leaves, clipping, weight decay."""
 
+import logging
 import math
 
 import autograd.numpy as anp
@@ -264,3 +265,27 @@ def test_clipping_rescales_gradients_whose_squares_overflow():
     q = {"a": np.zeros(3), "b": np.zeros((2, 2))}
     dh.SGD(None, q, learning_rate=1.0, max_gradient_norm=1.0).apply(g)
     np.testing.assert_allclose(q["a"], [-0.6, -0.8, 0.0], rtol=1e-14)
+
+
+@pytest.mark.parametrize("given, needs", [
+    (dict(nesterov=True), "momentum > 0"),
+    (dict(gradient_noise_decay=0.55), "gradient_noise_scale > 0"),
+    (dict(lookahead_alpha=0.3), "lookahead=k > 0"),
+    (dict(average_decay=0.9), "average='ema'"),
+    (dict(average="ema", average_start=3), "average='polyak'"),
+    (dict(average="polyak", average_decay=0.5), "average='ema'"),
+])
+def test_a_hyperparameter_that_cannot_act_alone_is_kept_with_a_warning(given, needs, caplog):
+    """Given without the option it belongs to, it has no effect: never silently."""
+    name = [k for k in given if k not in ("average",)][0]
+    with caplog.at_level(logging.WARNING, logger="npdownhill"):
+        opt = dh.Adam(None, {"w": np.zeros(2)}, **given)
+    assert f"Adam({name}={given[name]!r}): has no effect unless {needs}" in caplog.text
+    assert opt.hyper[name] == given[name]                        # kept for later
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="npdownhill"):  # with its option: silent
+        partner = {"nesterov": dict(momentum=0.9), "gradient_noise_decay":
+                   dict(gradient_noise_scale=0.1), "lookahead_alpha": dict(lookahead=2),
+                   "average_decay": dict(average="ema"), "average_start": dict(average="polyak")}
+        dh.Adam(None, {"w": np.zeros(2)}, **{**given, **partner[name]})
+    assert "has no effect" not in caplog.text
