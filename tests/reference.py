@@ -59,7 +59,7 @@ HL = halflife_to_rho
 # One record per algorithm name.
 # --------------------------------------------------------------------------
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True)
 class Record:
     """Everything the tests know about one algorithm name.
 
@@ -176,10 +176,17 @@ class Record:
         reference)`` pairs checking the package's hyperparameter aliases.
     """
 
+    # (required fields first: Python 3.9's dataclasses have no kw_only; records are
+    # made with keywords only, by _add)
     rule: Callable
     defaults: dict
     class_name: str
     torch_counterpart: bool
+    quad: dict
+    quad_decay: bool
+    rosen_lr: float
+    rosen_bar: float
+    custom: tuple
     optax_counterpart: bool = False
     takes_x: bool = False
     needs_loss: bool = False
@@ -188,13 +195,8 @@ class Record:
     start: Callable = None
     takes_momentum: bool = True
     decay_in_rule: bool = False
-    quad: dict
-    quad_decay: bool
-    rosen_lr: float
-    rosen_bar: float
     short_runs: dict = field(default_factory=dict)
     default_lr: tuple = (None, None)
-    custom: tuple
     table_base: dict = field(default_factory=dict)
     wrapped: tuple = ()
     zero_crossing: frozenset = field(default_factory=frozenset)

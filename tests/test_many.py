@@ -58,7 +58,9 @@ def test_multistart_finds_himmelblaus_four_minima_and_keeps_the_best():
     assert found == sorted(tuple(np.round(m, 5)) for m in HIMMELBLAU.minima)
     funs = [r.fun for r in result.results]
     assert funs == sorted(funs) and len(funs) == 30
-    assert result.best.x is x and himmelblau(x) == result.best.fun   # the best is in x
+    # the best is in x (its loss from a plain call: autograd's traced evaluation may differ
+    # in the last bit on some numpy versions)
+    assert result.best.x is x and himmelblau(x) == pytest.approx(result.best.fun, rel=1e-12)
     assert "4 distinct minima" in repr(result)
 
 
