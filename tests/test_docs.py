@@ -193,7 +193,7 @@ def test_readme_and_ci_build_the_docs_with_one_command():
 
 def test_docs_extra_and_the_library_python_minimum():
     text = read("pyproject.toml")
-    assert 'requires-python = ">=3.9"' in text
+    assert 'requires-python = ">=3.10"' in text
     extra = re.search(r"^docs = \[(.*?)\]", text, re.S | re.M).group(1)
     for package in ("sphinx", "numpydoc", "myst-parser", "sphinx-gallery", "furo",
                     "matplotlib", "tqdm"):
