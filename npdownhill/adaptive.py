@@ -15,7 +15,7 @@ from . import hyper as H
 from .diagnostics import explain_trace_error
 from .monitors import check_loss_value
 from .optimizer import Optimizer
-from .pipeline import ema, ema_square
+from .pipeline import ema, ema_square, rms_step
 from .registry import register
 
 __all__ = ["RMSProp", "RProp", "ADAGRAD", "AdaGrad", "ADADELTA", "Adadelta", "ESGD"]
@@ -113,15 +113,8 @@ class RMSProp(Optimizer):
         rho, eps, step = h["rho"], h["epsilon"], -lr
 
         def scale(g, u, tmp, second):
-            # u = -lr g / sqrt(r + eps)   or   -lr g / (sqrt(r) + eps); the square root
-            # writes u first (see Adam)
-            if inside:
-                np.sqrt(np.add(second, eps, tmp), u)
-            else:
-                np.sqrt(second, u)
-                np.add(u, eps, u)
-            np.divide(g, u, u)
-            np.multiply(u, step, u)
+            # u = -lr g / sqrt(r + eps)   or   -lr g / (sqrt(r) + eps)
+            rms_step(g, second, u, tmp, eps, step, inside)
 
         rho, a, eps, step = self._constants(rho, 1 - rho, eps, step)
 
@@ -338,13 +331,7 @@ class ADAGRAD(Optimizer):
             np.multiply(g, g, tmp)
             np.add(a, tmp, a_new)
             # u = -lr g / sqrt(a + eps)   or   -lr g / (sqrt(a) + eps)
-            if inside:
-                np.sqrt(np.add(a_new, eps, tmp), u)
-            else:
-                np.sqrt(a_new, u)
-                np.add(u, eps, u)
-            np.divide(g, u, u)
-            np.multiply(u, step, u)
+            rms_step(g, a_new, u, tmp, eps, step, inside)
 
         return adagrad
 

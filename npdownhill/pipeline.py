@@ -21,7 +21,7 @@ import numpy as np
 
 from . import hyper as H
 
-__all__ = ["multipliers", "clip", "ema", "ema_square", "adam_step", "norm", "finite",
+__all__ = ["multipliers", "clip", "ema", "ema_square", "adam_step", "rms_step", "norm", "finite",
            "leaf_square_sums", "leaf_list"]
 
 
@@ -215,6 +215,24 @@ def adam_step(m, v, u, tmp, bc2, eps, step, hat=False):
         np.sqrt(np.divide(v, bc2, tmp), u)
     np.add(u, eps, u)
     np.divide(m, u, u)
+    np.multiply(u, step, u)
+    return u
+
+
+def rms_step(g, second, u, tmp, eps, step, inside=False):
+    r"""A step scaled by a second moment, into ``u``: :math:`u = s\, g / \sqrt{r + \epsilon}`
+    with ``inside`` (epsilon inside the root), else :math:`u = s\, g / (\sqrt{r} + \epsilon)`,
+    where ``step`` :math:`s` is :math:`-\eta` and ``second`` :math:`r` the moment.
+
+    Shared by RMSProp and ADAGRAD (their ``r`` differ). As in :func:`adam_step`
+    the square root writes ``u`` first. ``tmp`` is scratch.
+    """
+    if inside:
+        np.sqrt(np.add(second, eps, tmp), u)
+    else:
+        np.sqrt(second, u)
+        np.add(u, eps, u)
+    np.divide(g, u, u)
     np.multiply(u, step, u)
     return u
 

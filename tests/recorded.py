@@ -107,3 +107,17 @@ def assert_well_conditioned(case, grad, x0):
                              **case["hyper"])
         excess = np.abs(noisy - ref) / (RTOL * np.abs(ref) + ATOL)
         assert excess.max() < 0.1, excess.max()
+
+
+def trained_and_evaluated(dh, case, grad, x0):
+    """npdownhill's trained iterates y_0 .. y_steps (the arrays) and evaluation params
+    x_0 .. x_steps (``opt.evaluation_params()``) of ``case``, as two arrays, and the
+    optimizer."""
+    y = x0.copy()
+    opt = dh.build(case["algo"], None, y, **case["hyper"])
+    ys, xs = [y.copy()], [opt.evaluation_params()]
+    for _ in range(case["steps"]):
+        opt.apply(grad(y))
+        ys.append(y.copy())
+        xs.append(opt.evaluation_params())
+    return np.array(ys), np.array(xs), opt

@@ -25,6 +25,7 @@ from npdownhill.errors import NonFiniteError
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import reference as R  # noqa: E402
+from recorded import trained_and_evaluated  # noqa: E402
 
 STEPS = 100
 A, B, X0 = R.quadratic_data(7, 0)
@@ -108,14 +109,9 @@ def test_lookahead_and_ema_match_optax(case):
     else:
         _, grad, _, _ = R.rosenbrock()
         x = OPTAX["rosenbrock_x0"].copy()
-    opt = dh.build(case["algo"], None, x, **case["hyper"])
-    ys, xs = [x.copy()], [opt.evaluation_params()]
-    for _ in range(case["steps"]):
-        opt.apply(grad(x))
-        ys.append(x.copy())
-        xs.append(opt.evaluation_params())
-    np.testing.assert_allclose(np.array(ys), OPTAX[case["id"] + ".y"], rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(np.array(xs), OPTAX[case["id"] + ".x"], rtol=1e-9, atol=1e-12)
+    ys, xs, _ = trained_and_evaluated(dh, case, grad, x)
+    np.testing.assert_allclose(ys, OPTAX[case["id"] + ".y"], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(xs, OPTAX[case["id"] + ".x"], rtol=1e-9, atol=1e-12)
 
 
 OPTIONS = [dict(lookahead=3), dict(lookahead=1, lookahead_alpha=0.3),

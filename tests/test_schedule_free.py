@@ -23,6 +23,7 @@ from npdownhill.errors import NonFiniteError
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import reference as R  # noqa: E402
+from recorded import trained_and_evaluated  # noqa: E402
 
 DATA = os.path.join(HERE, "data", "optax_evaluation.npz")
 RTOL, ATOL = 1e-9, 1e-12
@@ -52,19 +53,12 @@ def test_the_file_covers_both_rules_with_and_without_warmup_and_decay():
 
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
 def test_trajectory_and_average_match_optax(case):
-    grad, x0 = _problem(case["problem"])
-    x = x0.copy()
-    opt = dh.build(case["algo"], None, x, **case["hyper"])
-    ys, xs = [x.copy()], [opt.evaluation_params()]
-    for _ in range(case["steps"]):
-        opt.apply(grad(x))
-        ys.append(x.copy())
-        xs.append(opt.evaluation_params())
-    np.testing.assert_allclose(np.array(ys), ARRAYS[case["id"] + ".y"], rtol=RTOL, atol=ATOL)
-    np.testing.assert_allclose(np.array(xs), ARRAYS[case["id"] + ".x"], rtol=RTOL, atol=ATOL)
+    ys, xs, opt = trained_and_evaluated(dh, case, *_problem(case["problem"]))
+    np.testing.assert_allclose(ys, ARRAYS[case["id"] + ".y"], rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(xs, ARRAYS[case["id"] + ".x"], rtol=RTOL, atol=ATOL)
     # and the engine's own buffers: y = (1 - beta1) z + beta1 x
     b = opt.hyper["beta1"]
-    np.testing.assert_allclose((1 - b) * opt.state["z"] + b * opt.state["x"], x,
+    np.testing.assert_allclose((1 - b) * opt.state["z"] + b * opt.state["x"], ys[-1],
                                rtol=1e-12, atol=1e-14)
 
 
