@@ -60,7 +60,7 @@ class _Moments(Optimizer):
         :func:`~npdownhill.pipeline.ema_square` compute them), into the new state."""
         np.multiply(g, a1, tmp)
         np.add(np.multiply(m, b1, m_new), tmp, m_new)
-        np.multiply(np.multiply(g, g, tmp), a2, tmp)
+        np.multiply(np.square(g, tmp), a2, tmp)
         np.add(np.multiply(v, b2, v_new), tmp, v_new)
 
     def _adam_constants(self, t, lr):
@@ -128,7 +128,7 @@ class Adam(_Moments):
             # m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2   (as ema and ema_square)
             np.multiply(g, a1, tmp)
             np.add(np.multiply(m, b1, m_new), tmp, m_new)
-            np.multiply(np.multiply(g, g, tmp), a2, tmp)
+            np.multiply(np.square(g, tmp), a2, tmp)
             np.add(np.multiply(v, b2, v_new), tmp, v_new)
             # u = -lr / bc1 * m / (sqrt(v / bc2) + eps)
             adam_step(m_new, v_new, u, tmp, bc2, eps, step, hat)

@@ -126,7 +126,7 @@ class RMSProp(Optimizer):
             ema_square(r, g, rho, tmp, r_new, a)
             # f = rho f + (1 - rho) g;  second moment -> variance r - f^2
             ema(f, g, rho, tmp, f_new, a)
-            np.multiply(f_new, f_new, tmp)
+            np.square(f_new, tmp)
             np.subtract(r_new, tmp, tmp)
             np.maximum(tmp, 0, out=tmp)   # a variance: rounding must not make it negative
             scale(g, u, tmp, tmp)
@@ -328,7 +328,7 @@ class ADAGRAD(Optimizer):
 
         def adagrad(g, u, tmp, a, a_new):
             # a = a + g^2
-            np.multiply(g, g, tmp)
+            np.square(g, tmp)
             np.add(a, tmp, a_new)
             # u = -lr g / sqrt(a + eps)   or   -lr g / (sqrt(a) + eps)
             rms_step(g, a_new, u, tmp, eps, step, inside)
@@ -522,7 +522,7 @@ class ESGD(Optimizer):
         if not layout.plain:
             product = layout.tree_of(product)
         try:                                   # autograd's product has the params' shapes
-            np.concatenate([v.ravel() for v in layout._get(product)], out=flat)
+            np.concatenate(layout._flat(product), out=flat)
         except Exception:                      # else the checked gather explains it
             layout.gather(product, flat, "ESGD: Hessian-vector product")
 

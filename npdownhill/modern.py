@@ -219,7 +219,7 @@ class Yogi(Optimizer):
             # m = b1 m + (1 - b1) g
             ema(m, g, b1, tmp, m_new, a1)
             # v = v - (1 - b2) sign(v - g^2) g^2
-            np.multiply(g, g, tmp)
+            np.square(g, tmp)
             np.sign(np.subtract(v, tmp, u), u)
             np.multiply(u, tmp, u)
             np.subtract(v, np.multiply(u, a2, u), v_new)
@@ -306,7 +306,7 @@ class AdaBelief(Optimizer):
             ema(m, g, b1, tmp, m_new, a1)
             # s = b2 s + (1 - b2) (g - m)^2 + eps_root
             np.subtract(g, m_new, tmp)
-            np.multiply(tmp, tmp, tmp)
+            np.square(tmp, tmp)
             np.multiply(tmp, a2, tmp)
             np.add(np.multiply(s, b2, s_new), tmp, s_new)
             np.add(s_new, eps_root, s_new)
@@ -516,7 +516,7 @@ class Prodigy(Optimizer):
             # m = b1 m + (1 - b1) d g;  v = b2 v + (1 - b2) (d g)^2
             np.multiply(g, d, tmp)
             np.add(np.multiply(m, b1, m_new), np.multiply(tmp, a1, u), m_new)
-            np.multiply(tmp, tmp, tmp)
+            np.square(tmp, tmp)
             np.add(np.multiply(v, b2, v_new), np.multiply(tmp, a2, tmp), v_new)
             # u = -dlr m / (sqrt(v) + d_next eps)
             np.sqrt(v_new, u)

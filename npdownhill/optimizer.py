@@ -699,7 +699,7 @@ class Optimizer(ChunkedUpdate, E.EvaluationParams):
                 # without the checks a caller's tree needs (its finiteness is checked
                 # in the update, or here when the update draws numbers first)
                 try:
-                    np.concatenate([v.ravel() for v in self.layout._get(grads)], out=self._g)
+                    np.concatenate(self.layout._flat(grads), out=self._g)
                 except Exception:      # anything unusual: the checked gather explains it
                     pass
                 else:
@@ -807,8 +807,9 @@ class Optimizer(ChunkedUpdate, E.EvaluationParams):
         :meth:`apply`, :meth:`update` or :meth:`get_updates`; the gradients
         are then used where they are, with no copy (torch's ``.grad`` works
         the same way). The buffer is overwritten by every update: the
-        pipeline adds noise, multiplies and clips in place, writes the step
-        there, and :meth:`step` gathers autograd's gradients into it.
+        pipeline adds noise, multiplies and clips in place and then uses it
+        as scratch (afterwards it holds neither the gradient nor the step),
+        and :meth:`step` gathers autograd's gradients into it.
 
         Returns
         -------

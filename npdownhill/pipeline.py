@@ -169,7 +169,7 @@ def _pairwise_squares(x, tmp):
     n = x.size
     if n <= _PAIRWISE_BLOCK or n <= tmp.size:
         squares = tmp[:n] if n <= tmp.size else np.empty(n, x.dtype)
-        np.multiply(x, x, squares)
+        np.square(x, squares)
         return np.add.reduce(squares)
     half = n // 2
     half -= half % 8
@@ -192,7 +192,7 @@ def ema(average, x, decay, tmp, out=None, rest=None):
 def ema_square(average, x, decay, tmp, out=None, rest=None):
     """``out = decay * average + (1 - decay) * x**2`` (``out``: default ``average``)."""
     out = average if out is None else out
-    np.multiply(x, x, tmp)
+    np.square(x, tmp)
     np.multiply(tmp, 1 - decay if rest is None else rest, tmp)
     np.multiply(average, decay, out)
     np.add(out, tmp, out)

@@ -296,7 +296,7 @@ class ScheduleFreeAdamW(_ScheduleFree):
 
         def schedule_free_adamw(g, u, tmp, z, z_new, x, x_new, v, v_new):
             # v = b2 v + (1 - b2) g^2
-            np.multiply(np.multiply(g, g, tmp), a2, tmp)
+            np.multiply(np.square(g, tmp), a2, tmp)
             np.add(np.multiply(v, b2, v_new), tmp, v_new)
             # u = lr_t (g / (sqrt(v / bc2) + eps) + wd y)
             np.sqrt(np.divide(v_new, bc2, u), u)

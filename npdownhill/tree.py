@@ -175,6 +175,7 @@ class Layout:
         _check_no_overlap(self, where)
         self.packed = self._find_packed_buffer()
         self._get = _compile_getter(self.structure)
+        self._flat = _compile_flat_getter(self.structure, self.shapes)
         self._holds = _compile_identity_check(self.structure, self.arrays)
 
     # -- conversions -----------------------------------------------------
@@ -224,12 +225,16 @@ class Layout:
             A leaf is not a real number.
         """
         try:
-            values = self._get(tree)  # fast path: generated code, no per-leaf walk
-            if out_views is not None and all(map(operator.is_, values, out_views)):
+            if out_views is not None and all(map(operator.is_, self._get(tree), out_views)):
                 return out            # written in place into out's own views
-            if [v.shape for v in values] == self.shapes and _real(set(map(_dtype, values))):
-                np.concatenate([v.ravel() for v in values], out=out)   # casting="same_kind"
+            flat = self._flat(tree)   # fast path: generated code, no per-leaf walk
+            try:                      # leaves of the buffer's dtype: nothing to check
+                np.concatenate(flat, 0, out, casting="equiv")
                 return out
+            except TypeError:         # other dtypes: cast if they hold real numbers
+                if _real(set(map(_dtype, flat))):
+                    np.concatenate(flat, 0, out, casting="same_kind")
+                    return out
         except Exception:
             pass
         values = self._checked_slowly(tree, where)
@@ -519,15 +524,9 @@ def _compiled(source, filename):
     return code
 
 
-def _compile_getter(structure):
-    """Generate ``get(tree) -> list of leaves`` specialised to one structure.
-
-    The generated function indexes straight down to every leaf (``t['w']``,
-    ``t[1]['b']``, ...) and checks container types and lengths, so that
-    gathering a gradient tree costs one Python call instead of a recursive
-    walk. Any mismatch raises, and the caller falls back to the slow walk
-    that explains the difference.
-    """
+def _getter_parts(structure):
+    """The test of a tree's containers (types and lengths) and the indexing
+    expression of every leaf, for the generated getters."""
     checks, paths = [], []
 
     def walk(s, expr):
@@ -543,7 +542,19 @@ def _compile_getter(structure):
             paths.append(expr)
 
     walk(structure, "t")
-    test = " and ".join(checks) or "True"
+    return " and ".join(checks) or "True", paths
+
+
+def _compile_getter(structure):
+    """Generate ``get(tree) -> list of leaves`` specialised to one structure.
+
+    The generated function indexes straight down to every leaf (``t['w']``,
+    ``t[1]['b']``, ...) and checks container types and lengths, so that
+    gathering a gradient tree costs one Python call instead of a recursive
+    walk. Any mismatch raises, and the caller falls back to the slow walk
+    that explains the difference.
+    """
+    test, paths = _getter_parts(structure)
     source = (f"def get(t):\n"
               f"    if not ({test}):\n"
               f"        raise ValueError('structure differs')\n"
@@ -551,6 +562,35 @@ def _compile_getter(structure):
     namespace = {}
     exec(_compiled(source, "<npdownhill.tree getter>"), namespace)
     return namespace["get"]
+
+
+def _compile_flat_getter(structure, shapes):
+    """Generate ``flat(tree) -> list of 1-d arrays``, ready for ``np.concatenate``.
+
+    As :func:`_compile_getter`, and it also checks every leaf's shape
+    against the params' and returns the leaves raveled: ``v0.ravel()`` for
+    a leaf of another dimension, the leaf itself for a 1-d one. One Python
+    call then does what a list of leaves, a list of their shapes and a
+    list of raveled views did (about a tenth of a microsecond per leaf
+    less). Any mismatch raises, and the caller falls back to the checked
+    path that explains it.
+    """
+    test, paths = _getter_parts(structure)
+    names = [f"s{i}" for i in range(len(shapes))]
+    fetch = "".join(f"    v{i} = {p}\n" for i, p in enumerate(paths))
+    same = " and ".join(f"v{i}.shape == {n}" for i, n in enumerate(names))
+    flat = ", ".join(f"v{i}" if len(shape) == 1 else f"v{i}.ravel()"
+                     for i, shape in enumerate(shapes))
+    source = (f"def flat(t, {', '.join(f'{n}={n}' for n in names)}):\n"
+              f"    if not ({test}):\n"
+              f"        raise ValueError('structure differs')\n"
+              f"{fetch}"
+              f"    if not ({same}):\n"
+              f"        raise ValueError('shapes differ')\n"
+              f"    return [{flat}]\n")
+    namespace = dict(zip(names, shapes))  # the defaults are evaluated at definition
+    exec(_compiled(source, "<npdownhill.tree flat getter>"), namespace)
+    return namespace["flat"]
 
 
 def _compile_identity_check(structure, arrays):

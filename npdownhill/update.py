@@ -25,9 +25,13 @@ Hessian-vector product, a rule's sums over the tree) runs before the chunk
 loop (:meth:`ChunkedUpdate._prepare`). The new state goes into the second
 buffer of each state variable and is swapped in only when every chunk's step
 is finite (:meth:`ChunkedUpdate._commit`), and the step is added to the
-params only then: a refused update changes nothing, without copying the
-state. With ``accumulate=k`` the gradients of ``k`` calls are averaged into
-one update first.
+params only then; except with weight decay, which reads each chunk's params
+anyway: there ``apply`` and ``step`` move the params chunk by chunk, keep
+each chunk's old params in its part of the gradient buffer (free by then)
+and put them back if a later chunk is refused or the loop is interrupted.
+Either way a refused update changes nothing, without copying the state. With
+``accumulate=k`` the gradients of ``k`` calls are averaged into one update
+first.
 
 What is done once per change of hyperparameters or buffers (the chunks,
 the stages in use, the views of every buffer) is kept in a :class:`_Plan`.
@@ -45,6 +49,9 @@ __all__ = ["ChunkedUpdate"]
 
 #: ``_advance(_GATHERED, ...)``: the checked gradient is already in the gradient buffer.
 _GATHERED = object()
+
+#: ``_advance`` returned this for ``new``: the loop moved the params already.
+_MOVED = "moved"
 
 
 class _Plan:
@@ -176,8 +183,8 @@ class ChunkedUpdate:
         decays = not own and (plan.decay is not None if isinstance(wd, dict) else bool(wd))
         plan.params, plan.reread = self._param_chunks(spans) if decays else (None, None)
         plan.in_velocity = momentum and not plan.nesterov and plan.params is None and plan.mask is None
-        # with weight decay reading each chunk's params anyway, the loop can write the new
-        # params into the gradient buffer, and the end of the update copies them over
+        # with weight decay reading each chunk's params anyway (as one flat view each),
+        # the loop can move them too (apply and step: see _advance)
         plan.new_params = (plan.params is not None and plan.reread is None
                            and all(p.__class__ is np.ndarray for p in plan.params))
         # what needs the whole gradient before the chunk loop: its finiteness before any
@@ -215,12 +222,28 @@ class ChunkedUpdate:
             array[()] = value
         return held
 
+    def _flat_params(self, spans):
+        """The params of each chunk as one flat view of the user's arrays, or ``None``
+        if a chunk has none (several leaves of a tree that is not packed, or a piece
+        of a strided leaf)."""
+        layout = self.layout
+        if layout.packed is not None:
+            return [layout.packed[start:stop] for start, stop, *_ in spans]
+        out = []
+        for start, stop, first, last, lo, hi in spans:
+            leaf = layout.arrays[first]
+            if last - first > 1 or not leaf.flags.c_contiguous:
+                return None
+            out.append(leaf.reshape(-1) if lo is None else leaf.reshape(-1)[lo:hi])
+        return out
+
     def _param_chunks(self, spans):
         """The params of each chunk, for weight decay: a flat view, or the leaves to
         gather; and the flat buffer to read all the params into first, or ``None``."""
         layout = self.layout
-        if layout.packed is not None:
-            return [layout.packed[start:stop] for start, stop, *_ in spans], None
+        flat = self._flat_params(spans)
+        if flat is not None:
+            return flat, None
         out = []
         for start, stop, first, last, lo, hi in spans:
             leaves = layout.arrays[first:last]
@@ -275,10 +298,14 @@ class ChunkedUpdate:
         ``_GATHERED`` when the checked gradient is already in the gradient
         buffer. Every stage runs chunk by chunk; the new state goes into the
         spare buffers and the step into the flat buffer ``flat``, and
-        :meth:`_commit` swaps the new state in. With ``new_params`` the loop
-        may instead write the new params into ``flat`` (then ``new`` is
-        True). Raises :class:`NonFiniteError` if the gradient or the step is
-        not finite, with nothing changed (but random numbers drawn stay drawn).
+        :meth:`_commit` swaps the new state in. ``new_params`` says that the
+        caller moves the params with the result: with weight decay the loop
+        then moves them itself as it goes (``flat`` is None and ``new`` is
+        ``_MOVED``; the params of the chunks moved are put back if the update
+        is refused or interrupted), or, on a tree of one chunk, writes the new
+        params into ``flat`` (``new`` is True). Raises :class:`NonFiniteError` if the gradient or the
+        step is not finite, with nothing changed (but random numbers drawn
+        stay drawn).
         """
         plan = self._plan
         if plan is None or plan.chunk_bytes != self.chunk_bytes:
@@ -308,8 +335,17 @@ class ChunkedUpdate:
                 self._check_gradient()
             self._prepare(plan, t)
             mult, max_elem, check = None, 0, False
-        if ours:       # the gradient is in the buffer: the rule writes into scratch
-            src, u_, t_, s_ = plan.g, plan.x, plan.y, plan.g
+        # with weight decay (which reads each chunk's params anyway) the loop moves the
+        # params, chunk by chunk, as soon as a chunk's step is known to be finite, and
+        # keeps their old values in the gradient buffer (free by then) to put back if a
+        # later chunk is refused: no pass over the params after the loop. (Without
+        # weight decay that costs more than it saves: the step is added after the loop.)
+        targets = (plan.params if new_params and plan.new_params and not self._wrapped
+                   else None)
+        if ours or targets is not None:   # the rule writes into scratch
+            u_, t_, s_ = plan.x, plan.y, plan.g
+            if ours:
+                src = plan.g
         else:          # the rule writes straight into the buffer
             u_, t_, s_ = plan.g, plan.x, plan.y
         parity = self._parity
@@ -324,68 +360,76 @@ class ChunkedUpdate:
             decay_lr = self._decay_lr(lr)
             decay_factor = decay_lr if plan.decay is not None else decay_lr * h["weight_decay"]
             mu, factor = self._constants(mu, decay_factor, held=plan.engine_constants)
-        if params is not None:
-            if plan.reread is not None:
-                self.layout.read(plan.reread)
-            new_params = new_params and plan.new_params
-        else:
-            new_params = False
-        store = ours and plan.n > 1 and not plan.in_velocity
+        if params is not None and plan.reread is not None:
+            self.layout.read(plan.reread)
+        store = ours and plan.n > 1 and not plan.in_velocity and targets is None
         ones, dot, isfinite = plan.ones, np.dot, math.isfinite
-        bad = None
-        for c in range(plan.n):
-            g = src[c]
-            if g.__class__ is list:           # gather the chunk's leaves (casting="same_kind")
-                g = np.concatenate(g, 0, s_[c])
-            if check and not (isfinite(dot(g, ones[c])) or P.finite(g)):
-                bad = self._record(bad, plan, c, g, None)
-                continue
-            # per-leaf multipliers (0 for frozen leaves), elementwise clipping
-            if mult is not None:
-                g = np.multiply(g, mult[c], s_[c])
-            if max_elem:
-                g = np.clip(g, -max_elem, max_elem, out=s_[c])
-            # the rule: u = its step, the new state into the spare buffers
-            u, tmp = u_[c], t_[c]
-            kernel(g, u, tmp, *rows[c])
-            # momentum: v = mu v + u; step = v (classical) or mu v + u (Nesterov)
-            if velocity is not None:
-                old, new = velocity[c]
-                np.multiply(old, mu, new)
-                np.add(new, u, new)
-                if nesterov:
-                    np.add(np.multiply(new, mu, tmp), u, u)
-                elif in_velocity:
-                    u = new
-                else:
-                    np.copyto(u, new)
-            # decoupled weight decay: step -= lr * wd * p
-            if params is not None:
-                p = params[c]
-                if p.__class__ is list:
-                    p = np.concatenate(p, 0, tmp)
-                if decay is None:
-                    np.subtract(u, np.multiply(p, factor, tmp), u)
-                else:        # per leaf: step -= lr * wd_leaf * p
-                    np.multiply(p, decay[c], tmp)
-                    np.subtract(u, np.multiply(tmp, factor, tmp), u)
-            if mask is not None:
-                np.multiply(u, mask[c], u)    # frozen leaves never move
-            # the step's finiteness (a sum: NaN and inf propagate; an exact look if it
-            # overflowed)
-            if not (isfinite(dot(u, ones[c])) or P.finite(u)):
-                bad = self._record(bad, plan, c, g, u)
-            elif new_params:
-                np.add(p, u, plan.g[c])
-            elif store:
-                np.copyto(plan.g[c], u)
-        if bad is not None:
-            self._refuse(bad, t)
+        bad, moved = None, 0
+        try:
+            for c in range(plan.n):
+                g = src[c]
+                if g.__class__ is list:           # gather the chunk's leaves (casting="same_kind")
+                    g = np.concatenate(g, 0, s_[c])
+                if check and not (isfinite(dot(g, ones[c])) or P.finite(g)):
+                    bad = self._record(bad, plan, c, g, None)
+                    continue
+                # per-leaf multipliers (0 for frozen leaves), elementwise clipping
+                if mult is not None:
+                    g = np.multiply(g, mult[c], s_[c])
+                if max_elem:
+                    g = np.clip(g, -max_elem, max_elem, out=s_[c])
+                # the rule: u = its step, the new state into the spare buffers
+                u, tmp = u_[c], t_[c]
+                kernel(g, u, tmp, *rows[c])
+                # momentum: v = mu v + u; step = v (classical) or mu v + u (Nesterov)
+                if velocity is not None:
+                    old, new = velocity[c]
+                    np.multiply(old, mu, new)
+                    np.add(new, u, new)
+                    if nesterov:
+                        np.add(np.multiply(new, mu, tmp), u, u)
+                    elif in_velocity:
+                        u = new
+                    else:
+                        np.copyto(u, new)
+                # decoupled weight decay: step -= lr * wd * p
+                if params is not None:
+                    p = params[c]
+                    if p.__class__ is list:
+                        p = np.concatenate(p, 0, tmp)
+                    if decay is None:
+                        np.subtract(u, np.multiply(p, factor, tmp), u)
+                    else:        # per leaf: step -= lr * wd_leaf * p
+                        np.multiply(p, decay[c], tmp)
+                        np.subtract(u, np.multiply(tmp, factor, tmp), u)
+                if mask is not None:
+                    np.multiply(u, mask[c], u)    # frozen leaves never move
+                # the step's finiteness (a sum: NaN and inf propagate; an exact look if it
+                # overflowed)
+                if not (isfinite(dot(u, ones[c])) or P.finite(u)):
+                    bad = self._record(bad, plan, c, g, u)
+                elif targets is not None:
+                    if bad is None:               # p += step, the old p kept
+                        p = targets[c]
+                        np.copyto(plan.g[c], p)
+                        np.add(p, u, p)
+                        moved = c + 1
+                elif store:
+                    np.copyto(plan.g[c], u)
+            if bad is not None:
+                self._refuse(bad, t)
+        except BaseException:
+            # a refused step, an error or an interrupt: the params moved so far go back
+            for c in range(moved):
+                np.copyto(targets[c], plan.g[c], casting="same_kind")
+            raise
+        if targets is not None:
+            return None, lr, plan, _MOVED
         if plan.in_velocity:
             return plan.states[parity ^ 1]["velocity"], lr, plan, False
-        if ours and plan.n == 1 and not new_params:
+        if ours and plan.n == 1:
             return plan.x[0], lr, plan, False
-        return self._g, lr, plan, new_params
+        return self._g, lr, plan, False
 
     def _advance_one(self, plan, grads, where, new_params, h, t, lr, mu):
         """:meth:`_advance` for a tree that is one chunk and needs no pass before the
@@ -451,6 +495,8 @@ class ChunkedUpdate:
         """Commit the update :meth:`_advance` computed and move the params: add the step
         (or copy the new params), then advance lookahead or the average if set."""
         self._commit(plan, lr)
+        if new is _MOVED:
+            return
         if self._wrapped:
             self._place(plan, flat, new)
         else:

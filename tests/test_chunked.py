@@ -78,8 +78,8 @@ def loss(p, x):
             + anp.sum(p["big"] ** 2) + anp.sum(anp.cos(p["mat"])))
 
 
-def run(algo, hyper, dtype, chunk_bytes, mode, steps=5):
-    params = tree(dtype)
+def run(algo, hyper, dtype, chunk_bytes, mode, steps=5, packed=False):
+    params = dh.pack(tree(dtype)) if packed else tree(dtype)
     opt = dh.build(algo, loss, params, rng=1, **hyper)
     if chunk_bytes is not None:
         opt.chunk_bytes = chunk_bytes
@@ -125,14 +125,19 @@ def test_many_chunks_give_the_numbers_of_one(algo, pipeline):
         # 1000 bytes: chunks of 125 float64 (250 float32) elements, every kind of span
         assert_same(one, run(algo, hyper, dtype, 1000, "apply"))
         assert_same(one, run(algo, hyper, dtype, 4096, "buffer"))
+        # a packed tree: every chunk is one flat view of the params, so apply moves
+        # them chunk by chunk in the loop
+        assert_same(one, run(algo, hyper, dtype, 1000, "apply", packed=True))
 
 
+@pytest.mark.parametrize("packed", [False, True], ids=["tree", "packed"])
 @pytest.mark.parametrize("mode", ["step", "update", "get_updates", "buffer"])
 @pytest.mark.parametrize("algo", ["sgd", "adam", "rprop", "esgd"])
-def test_every_entry_point_gives_the_numbers_of_one_chunk(algo, mode):
+def test_every_entry_point_gives_the_numbers_of_one_chunk(algo, mode, packed):
     hyper = {"momentum": 0.5, "weight_decay": 0.01}
     for dtype in (np.float64, np.float32):
-        assert_same(run(algo, hyper, dtype, None, mode), run(algo, hyper, dtype, 1000, mode))
+        assert_same(run(algo, hyper, dtype, None, mode, packed=packed),
+                    run(algo, hyper, dtype, 1000, mode, packed=packed))
 
 
 def test_the_chunk_plan_covers_the_buffer_along_leaves():
@@ -313,6 +318,81 @@ def test_every_leaf_with_a_non_finite_step_is_named():
     with pytest.raises(dh.NonFiniteError) as info:
         opt.apply(grads)
     assert info.value.what == "step" and info.value.leaves == ["a", "z"]
+
+
+def test_a_step_refused_in_a_middle_chunk_puts_back_the_params_moved_before_it():
+    """With weight decay, apply moves the params chunk by chunk as each step is found
+    finite; a later chunk's refusal puts the earlier chunks' params back, bit for bit."""
+    params = big_tree()
+    r = np.random.default_rng(3)
+    for leaf in params.values():
+        leaf[...] = r.standard_normal(leaf.shape)
+    opt = dh.Adam(None, params, learning_rate=0.1, weight_decay=0.1)
+    opt.chunk_bytes = 4096
+    assert opt._make_plan().new_params                # the loop moves the params
+    grads = {k: r.standard_normal(v.shape) for k, v in params.items()}
+    opt.apply(grads)
+    before = snapshot(opt)
+    grads["w"][20, 7] = np.inf                        # a chunk in the middle of the tree
+    with pytest.raises(dh.NonFiniteError) as info:
+        opt.apply(grads)
+    assert info.value.what == "gradient" and info.value.leaves == ["w"]
+    assert_unchanged(opt, before)
+
+
+def test_an_interrupt_inside_the_chunk_loop_puts_back_the_params_moved_before_it():
+    """A KeyboardInterrupt (or any error) raised half-way through the chunks leaves
+    the params and the state as they were, and the next update is the one it would
+    have been."""
+    params, twin = big_tree(), big_tree()
+    grads = {k: np.linspace(-1, 1, v.size).reshape(v.shape) for k, v in params.items()}
+    opt, ref = (dh.Adam(None, p, learning_rate=0.1, momentum=0.5, weight_decay=0.1)
+                for p in (params, twin))
+    opt.chunk_bytes = ref.chunk_bytes = 4096
+    opt.apply(grads)
+    ref.apply(grads)
+    before = snapshot(opt)
+    rule, calls = opt._rule, [0]
+
+    def interrupted_rule(t, lr, new):
+        kernel = rule(t, lr, new)
+
+        def interrupting(*args):
+            calls[0] += 1
+            if calls[0] == 7:                         # the 7th of 20 chunks
+                raise KeyboardInterrupt
+            return kernel(*args)
+        return interrupting
+
+    opt._rule = interrupted_rule
+    with pytest.raises(KeyboardInterrupt):
+        opt.apply(grads)
+    assert calls[0] == 7
+    assert_unchanged(opt, before)
+    del opt._rule
+    opt.apply(grads)
+    ref.apply(grads)
+    for key in params:
+        np.testing.assert_array_equal(params[key], twin[key])
+    assert_same({k: np.array(v) for k, v in opt.state.items()},
+                {k: np.array(v) for k, v in ref.state.items()})
+
+
+def test_gradients_that_are_the_params_arrays_are_read_before_they_move():
+    """apply(params) (the gradient of |p|^2 / 2) reads each chunk's gradient before
+    it moves that chunk's params: the same as handing it a copy."""
+    params, twin = big_tree(), big_tree()
+    for p in (params, twin):
+        for leaf in p.values():
+            leaf[...] = np.linspace(-2, 3, leaf.size).reshape(leaf.shape)
+    opt, ref = (dh.Adam(None, p, learning_rate=0.1, momentum=0.5, weight_decay=0.1)
+                for p in (params, twin))
+    opt.chunk_bytes = ref.chunk_bytes = 4096
+    for _ in range(3):
+        opt.apply(params)
+        ref.apply({k: v.copy() for k, v in twin.items()})
+    for key in params:
+        np.testing.assert_array_equal(params[key], twin[key])
 
 
 # -- the state buffers alternate -------------------------------------------------

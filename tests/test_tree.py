@@ -133,6 +133,25 @@ def test_gather_accepts_scalars_for_0d_leaves_and_any_key_order():
     np.testing.assert_array_equal(out, [1.0, 2.0, 2.5])
 
 
+def test_gather_casts_real_leaves_of_other_dtypes_and_refuses_the_rest():
+    """The fast gather takes leaves of the buffer's dtype as they are; other real
+    dtypes are cast exactly, bool and complex are refused, and a leaf of another
+    shape with the same number of elements (a 1-d leaf as a row) is refused."""
+    layout = Layout({"m": np.zeros((2, 3)), "v": np.zeros(4), "s": np.zeros(())})
+    out = layout.empty()
+    m, v = np.arange(6.0).reshape(2, 3), np.linspace(0, 1, 7)[::2]   # v strided
+    layout.gather({"m": m, "v": v, "s": np.float64(3)}, out)
+    np.testing.assert_array_equal(out, np.concatenate([m.ravel(), v, [3.0]]))
+    ints = layout.gather({"m": m.astype(np.int32), "v": v.astype(np.float32), "s": 1}, out)
+    np.testing.assert_array_equal(ints, np.concatenate([m.ravel(), v.astype(np.float32), [1.0]]))
+    with pytest.raises(TypeError, match=r"leaf 'v' must hold real numbers; got dtype bool"):
+        layout.gather({"m": m, "v": v > 0.5, "s": 1.0}, out)
+    with pytest.raises(TypeError, match=r"leaf 's' must hold real numbers; got dtype complex128"):
+        layout.gather({"m": m, "v": v, "s": np.complex128(1)}, out)
+    with pytest.raises(ValueError, match=r"leaf 'v' has shape \(1, 4\); the params leaf has shape \(4,\)"):
+        layout.gather({"m": m, "v": v.reshape(1, 4), "s": 1.0}, out)
+
+
 def test_updates_happen_in_place_on_the_callers_arrays():
     tree = nested()
     originals = [leaf for _, leaf in leaves(tree)]
