@@ -22,7 +22,7 @@ import numpy as np
 
 from . import hyper as H
 from .optimizer import Optimizer
-from .pipeline import adam_step, ema
+from .pipeline import adam_constants, adam_step, ema
 from .registry import register
 
 __all__ = ["Adam", "AMSGrad", "AdamW", "Adamax", "NAdam", "RAdam"]
@@ -64,15 +64,14 @@ class _Moments(Optimizer):
         np.add(np.multiply(v, b2, v_new), tmp, v_new)
 
     def _adam_constants(self, t, lr):
-        """Adam's constants of update ``t``: ``b1, 1 - b1, b2, 1 - b2, bc2, eps, step``
-        with ``step = -lr / bc1`` (times ``sqrt(bc2)`` in the epsilon-hat form)."""
+        """Adam's constants of update ``t``: ``b1, 1 - b1, b2, 1 - b2, eps, step`` for
+        :func:`~npdownhill.pipeline.adam_step` (see
+        :func:`~npdownhill.pipeline.adam_constants`)."""
         h = self._hyper
         b1, b2 = h["beta1"], h["beta2"]
-        bc2 = 1 - b2 ** t
-        scale = lr / (1 - b1 ** t)
-        if h.get("epsilon_hat"):
-            scale *= math.sqrt(bc2)
-        return self._constants(b1, 1 - b1, b2, 1 - b2, bc2, h["epsilon"], -scale)
+        eps, step = adam_constants(lr, h["epsilon"], 1 - b1 ** t, 1 - b2 ** t,
+                                   h.get("epsilon_hat", False))
+        return self._constants(b1, 1 - b1, b2, 1 - b2, eps, step)
 
 
 @register
@@ -86,7 +85,11 @@ class Adam(_Moments):
         u_t &= \eta\, \frac{m_t / \mathrm{bc}_1}{\sqrt{v_t / \mathrm{bc}_2} + \epsilon}
 
     This is Algorithm 1 of the paper and equals torch.optim.Adam, optax,
-    autograd and pycmtensor.
+    autograd and pycmtensor. It is computed as
+    :math:`u_t = \eta \frac{\sqrt{\mathrm{bc}_2}}{\mathrm{bc}_1}
+    \frac{m_t}{\sqrt{v_t} + \epsilon \sqrt{\mathrm{bc}_2}}`, the same up to
+    rounding with one pass over the state fewer
+    (:func:`~npdownhill.pipeline.adam_constants`).
 
     Parameters
     ----------
@@ -121,8 +124,7 @@ class Adam(_Moments):
     }
 
     def _rule(self, t, lr, new):
-        b1, a1, b2, a2, bc2, eps, step = self._adam_constants(t, lr)
-        hat = self._hyper["epsilon_hat"]
+        b1, a1, b2, a2, eps, step = self._adam_constants(t, lr)
 
         def adam(g, u, tmp, m, m_new, v, v_new):
             # m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2   (as ema and ema_square)
@@ -130,8 +132,9 @@ class Adam(_Moments):
             np.add(np.multiply(m, b1, m_new), tmp, m_new)
             np.multiply(np.square(g, tmp), a2, tmp)
             np.add(np.multiply(v, b2, v_new), tmp, v_new)
-            # u = -lr / bc1 * m / (sqrt(v / bc2) + eps)
-            adam_step(m_new, v_new, u, tmp, bc2, eps, step, hat)
+            # u = -lr / bc1 * m / (sqrt(v / bc2) + eps), as -lr sqrt(bc2) / bc1 * m /
+            # (sqrt(v) + eps sqrt(bc2)) (pipeline.adam_constants)
+            adam_step(m_new, v_new, u, tmp, eps, step)
 
         return adam
 
@@ -168,14 +171,15 @@ class AMSGrad(Adam):
     state_names = ("m", "v", "v_max")
 
     def _rule(self, t, lr, new):
-        b1, a1, b2, a2, bc2, eps, step = self._adam_constants(t, lr)
-        hat, moments = self._hyper["epsilon_hat"], self._update_moments
+        b1, a1, b2, a2, eps, step = self._adam_constants(t, lr)
+        moments = self._update_moments
 
         def amsgrad(g, u, tmp, m, m_new, v, v_new, v_max, v_max_new):
             moments(g, tmp, m, m_new, v, v_new, b1, a1, b2, a2)
             # v_max = max(v_max, v);  u = -lr / bc1 * m / (sqrt(v_max / bc2) + eps)
+            # (as Adam computes it)
             np.maximum(v_max, v_new, out=v_max_new)
-            adam_step(m_new, v_max_new, u, tmp, bc2, eps, step, hat)
+            adam_step(m_new, v_max_new, u, tmp, eps, step)
 
         return amsgrad
 
@@ -414,7 +418,7 @@ class RAdam(_Moments):
             moments(g, tmp, m, m_new, v, v_new, b1, a1, b2, a2)
             if adaptive:
                 # u = -lr r m / bc1 * sqrt(bc2) / (sqrt(v) + eps)   (the epsilon-hat form)
-                adam_step(m_new, v_new, u, tmp, None, eps, step, hat=True)
+                adam_step(m_new, v_new, u, tmp, eps, step)
             else:
                 # u = -lr m / bc1
                 np.multiply(m_new, step, u)

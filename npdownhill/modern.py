@@ -18,7 +18,7 @@ import numpy as np
 from . import hyper as H
 from .errors import NonFiniteError
 from .optimizer import Buffer, Optimizer
-from .pipeline import adam_step, ema
+from .pipeline import adam_constants, adam_step, ema
 from .registry import register
 
 __all__ = ["Lion", "Yogi", "AdaBelief", "Prodigy"]
@@ -212,8 +212,8 @@ class Yogi(Optimizer):
     def _rule(self, t, lr, new):
         h = self._hyper
         b1, b2 = h["beta1"], h["beta2"]
-        b1, a1, a2, bc2, eps, step = self._constants(b1, 1 - b1, 1 - b2, 1 - b2 ** t,
-                                                     h["epsilon"], -(lr / (1 - b1 ** t)))
+        b1, a1, a2, eps, step = self._constants(
+            b1, 1 - b1, 1 - b2, *adam_constants(lr, h["epsilon"], 1 - b1 ** t, 1 - b2 ** t))
 
         def yogi(g, u, tmp, m, m_new, v, v_new):
             # m = b1 m + (1 - b1) g
@@ -223,8 +223,8 @@ class Yogi(Optimizer):
             np.sign(np.subtract(v, tmp, u), u)
             np.multiply(u, tmp, u)
             np.subtract(v, np.multiply(u, a2, u), v_new)
-            # u = -lr / bc1 * m / (sqrt(v / bc2) + eps)
-            adam_step(m_new, v_new, u, tmp, bc2, eps, step)
+            # u = -lr / bc1 * m / (sqrt(v / bc2) + eps)   (pipeline.adam_constants)
+            adam_step(m_new, v_new, u, tmp, eps, step)
 
         return yogi
 
@@ -297,9 +297,9 @@ class AdaBelief(Optimizer):
     def _rule(self, t, lr, new):
         h = self._hyper
         b1, b2 = h["beta1"], h["beta2"]
-        b1, a1, b2, a2, eps_root, bc2, eps, step = self._constants(
-            b1, 1 - b1, b2, 1 - b2, h["epsilon_root"], 1 - b2 ** t, h["epsilon"],
-            -(lr / (1 - b1 ** t)))
+        b1, a1, b2, a2, eps_root, eps, step = self._constants(
+            b1, 1 - b1, b2, 1 - b2, h["epsilon_root"],
+            *adam_constants(lr, h["epsilon"], 1 - b1 ** t, 1 - b2 ** t))
 
         def adabelief(g, u, tmp, m, m_new, s, s_new):
             # m = b1 m + (1 - b1) g
@@ -310,8 +310,8 @@ class AdaBelief(Optimizer):
             np.multiply(tmp, a2, tmp)
             np.add(np.multiply(s, b2, s_new), tmp, s_new)
             np.add(s_new, eps_root, s_new)
-            # u = -lr / bc1 * m / (sqrt(s / bc2) + eps)
-            adam_step(m_new, s_new, u, tmp, bc2, eps, step)
+            # u = -lr / bc1 * m / (sqrt(s / bc2) + eps)   (pipeline.adam_constants)
+            adam_step(m_new, s_new, u, tmp, eps, step)
 
         return adabelief
 

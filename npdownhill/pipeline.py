@@ -21,8 +21,8 @@ import numpy as np
 
 from . import hyper as H
 
-__all__ = ["multipliers", "clip", "ema", "ema_square", "adam_step", "rms_step", "norm", "finite",
-           "leaf_square_sums", "leaf_list"]
+__all__ = ["multipliers", "clip", "ema", "ema_square", "adam_step", "adam_constants", "rms_step",
+           "norm", "finite", "leaf_square_sums", "leaf_list"]
 
 
 def multipliers(layout, factors, frozen, call):
@@ -199,24 +199,41 @@ def ema_square(average, x, decay, tmp, out=None, rest=None):
     return out
 
 
-def adam_step(m, v, u, tmp, bc2, eps, step, hat=False):
-    r"""Adam's step from its moments, into ``u``: :math:`u = s\, m / (\sqrt{v / bc_2} + \epsilon)`
-    or, with ``hat`` (the epsilon-hat form), :math:`u = s\, m / (\sqrt{v} + \epsilon)`,
-    where ``step`` :math:`s` is :math:`-\eta / bc_1` (times :math:`\sqrt{bc_2}` with ``hat``).
+def adam_step(m, v, u, tmp, eps, step):
+    r"""Adam's step from its moments, into ``u``: :math:`u = s\, m / (\sqrt{v} + \epsilon)`,
+    with ``eps`` and ``step`` from :func:`adam_constants`.
 
     Shared by the Adam family, Yogi and AdaBelief (their ``v`` differ). The
     square root is the first to write ``u``: its wait for ``u``'s memory (a
     chunk of the gradient buffer, cold in the cache) overlaps the slowest
     operation. ``tmp`` is scratch; all arrays have one shape.
     """
-    if hat:
-        np.sqrt(v, u)
-    else:
-        np.sqrt(np.divide(v, bc2, tmp), u)
+    np.sqrt(v, u)
     np.add(u, eps, u)
     np.divide(m, u, u)
     np.multiply(u, step, u)
     return u
+
+
+def adam_constants(lr, eps, bc1, bc2, hat=False):
+    r"""``(eps', s)`` for :func:`adam_step`: Adam's bias-corrected step in one form.
+
+    Algorithm 1 of Kingma and Ba divides the moments by their bias
+    corrections :math:`bc_1, bc_2`; the same step, up to rounding, comes
+    without dividing every element of :math:`v` by :math:`bc_2`:
+
+    .. math::
+
+        -\eta\, \frac{m / bc_1}{\sqrt{v / bc_2} + \epsilon}
+        = s\, \frac{m}{\sqrt{v} + \epsilon'}, \qquad
+        s = -\eta\, \frac{\sqrt{bc_2}}{bc_1}, \quad \epsilon' = \epsilon \sqrt{bc_2}
+
+    (one NumPy pass fewer of the dozen an update makes). With ``hat`` (the
+    epsilon-hat form of Lasagne and Keras, :math:`-\eta \sqrt{bc_2} / bc_1\;
+    m / (\sqrt{v} + \epsilon)`) :math:`\epsilon' = \epsilon`.
+    """
+    root = math.sqrt(bc2)
+    return (eps if hat else eps * root), -lr * root / bc1
 
 
 def rms_step(g, second, u, tmp, eps, step, inside=False):
