@@ -15,7 +15,7 @@ from . import hyper as H
 from .diagnostics import explain_trace_error
 from .monitors import check_loss_value
 from .optimizer import Optimizer
-from .pipeline import ema, ema_square, rms_step
+from .pipeline import adam_constants, adam_step, ema, ema_square, rms_step
 from .registry import register
 
 __all__ = ["RMSProp", "RProp", "ADAGRAD", "AdaGrad", "ADADELTA", "Adadelta", "ESGD"]
@@ -473,8 +473,10 @@ class ESGD(Optimizer):
 
     def _rule(self, t, lr, new):
         h = self._hyper
-        rho, a, eps, step, bc = self._constants(h["rho"], 1 - h["rho"], h["epsilon"], -lr,
-                                                1 - h["rho"] ** t)
+        # u = -lr g / (sqrt(D / bc) + eps), computed as -lr sqrt(bc) g / (sqrt(D) + eps sqrt(bc))
+        # (the same up to rounding, without dividing every element of D: adam_constants)
+        eps, step = adam_constants(lr, h["epsilon"], 1.0, 1 - h["rho"] ** t)
+        rho, a, eps, step = self._constants(h["rho"], 1 - h["rho"], eps, step)
         # r ~ N(0, I) over the whole tree, drawn into the buffer of the new D, which then
         # holds Hr (from autograd: a vjp of the gradient) until the kernel overwrites it
         product = new["curvature"]
@@ -485,10 +487,7 @@ class ESGD(Optimizer):
             # D = rho D + (1 - rho) (Hr)^2
             ema_square(D, D_new, rho, tmp, D_new, a)
             # u = -lr g / (sqrt(D / (1 - rho^t)) + eps)
-            np.sqrt(np.divide(D_new, bc, tmp), u)
-            np.add(u, eps, u)
-            np.divide(g, u, u)
-            np.multiply(u, step, u)
+            adam_step(g, D_new, u, tmp, eps, step)
 
         return esgd
 

@@ -203,7 +203,7 @@ def adam_step(m, v, u, tmp, eps, step):
     r"""Adam's step from its moments, into ``u``: :math:`u = s\, m / (\sqrt{v} + \epsilon)`,
     with ``eps`` and ``step`` from :func:`adam_constants`.
 
-    Shared by the Adam family, Yogi and AdaBelief (their ``v`` differ). The
+    Shared by the Adam family, Yogi, AdaBelief and ESGD (their ``v`` differ). The
     square root is the first to write ``u``: its wait for ``u``'s memory (a
     chunk of the gradient buffer, cold in the cache) overlaps the slowest
     operation. ``tmp`` is scratch; all arrays have one shape.
