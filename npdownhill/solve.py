@@ -26,7 +26,6 @@ import math
 
 import numpy as np
 
-from .errors import NonFiniteError
 from .fitresult import FitResult
 from .interrupt import DeferredInterrupt
 from .optimizer import Optimizer
