@@ -42,7 +42,7 @@ from .errors import NonFiniteError
 from .monitors import check_loss_value, evaluate_monitors, parse_monitors
 from .npzfile import load_npz, save_npz
 from .options import RUN_OPTIONS
-from .tree import Layout
+from .tree import Layout, raw_concatenate
 from .update import _GATHERED, ChunkedUpdate
 
 __all__ = ["Optimizer", "Buffer", "apply_updates", "install_run_layer"]
@@ -699,7 +699,7 @@ class Optimizer(ChunkedUpdate, E.EvaluationParams):
                 # without the checks a caller's tree needs (its finiteness is checked
                 # in the update, or here when the update draws numbers first)
                 try:
-                    np.concatenate(self.layout._flat(grads), out=self._g)
+                    raw_concatenate(self.layout._flat(grads), 0, self._g)
                 except Exception:      # anything unusual: the checked gather explains it
                     pass
                 else:

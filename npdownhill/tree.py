@@ -32,6 +32,12 @@ __all__ = ["Layout", "leaves", "pack"]
 
 _dtype = operator.attrgetter("dtype")
 
+#: ``np.concatenate`` and ``np.dot`` called without their ``__array_function__``
+#: dispatch (about 0.4 and 0.2 µs a call, a few percent of an update of a small tree):
+#: for the update's hot paths, whose arrays are NumPy's own or plain array-likes.
+raw_concatenate = getattr(np.concatenate, "_implementation", np.concatenate)
+raw_dot = getattr(np.dot, "_implementation", np.dot)
+
 _REAL_DTYPES = set()     # dtypes seen to be real numbers (float, int, uint)
 
 
@@ -229,11 +235,11 @@ class Layout:
                 return out            # written in place into out's own views
             flat = self._flat(tree)   # fast path: generated code, no per-leaf walk
             try:                      # leaves of the buffer's dtype: nothing to check
-                np.concatenate(flat, 0, out, casting="equiv")
+                raw_concatenate(flat, 0, out, casting="equiv")
                 return out
             except TypeError:         # other dtypes: cast if they hold real numbers
                 if _real(set(map(_dtype, flat))):
-                    np.concatenate(flat, 0, out, casting="same_kind")
+                    raw_concatenate(flat, 0, out, casting="same_kind")
                     return out
         except Exception:
             pass

@@ -44,6 +44,7 @@ import numpy as np
 from . import evaluation as E
 from . import pipeline as P
 from .errors import NonFiniteError
+from .tree import raw_concatenate, raw_dot
 
 __all__ = ["ChunkedUpdate"]
 
@@ -363,13 +364,13 @@ class ChunkedUpdate:
         if params is not None and plan.reread is not None:
             self.layout.read(plan.reread)
         store = ours and plan.n > 1 and not plan.in_velocity and targets is None
-        ones, dot, isfinite = plan.ones, np.dot, math.isfinite
+        ones, dot, isfinite = plan.ones, raw_dot, math.isfinite
         bad, moved = None, 0
         try:
             for c in range(plan.n):
                 g = src[c]
                 if g.__class__ is list:           # gather the chunk's leaves (casting="same_kind")
-                    g = np.concatenate(g, 0, s_[c])
+                    g = raw_concatenate(g, 0, s_[c])
                 if check and not (isfinite(dot(g, ones[c])) or P.finite(g)):
                     bad = self._record(bad, plan, c, g, None)
                     continue
@@ -396,7 +397,7 @@ class ChunkedUpdate:
                 if params is not None:
                     p = params[c]
                     if p.__class__ is list:
-                        p = np.concatenate(p, 0, tmp)
+                        p = raw_concatenate(p, 0, tmp)
                     if decay is None:
                         np.subtract(u, np.multiply(p, factor, tmp), u)
                     else:        # per leaf: step -= lr * wd_leaf * p
@@ -438,7 +439,7 @@ class ChunkedUpdate:
         if grads is not _GATHERED and not self._holds_g(grads):
             self.layout.gather(grads, g, where)
         u, tmp, ones = plan.x[0], plan.y[0], plan.ones[0]
-        if plan.check and not (math.isfinite(np.dot(g, ones)) or P.finite(g)):
+        if plan.check and not (math.isfinite(raw_dot(g, ones)) or P.finite(g)):
             self._refuse(self._record(None, plan, 0, g, None), t)
         if plan.mult is not None:
             np.multiply(g, plan.mult[0], g)
@@ -466,7 +467,7 @@ class ChunkedUpdate:
         if params is not None:
             p = params[0]
             if p.__class__ is list:
-                p = np.concatenate(p, 0, tmp)
+                p = raw_concatenate(p, 0, tmp)
             elif plan.reread is not None:
                 p = self.layout.read(plan.reread)
             if plan.decay is None:
@@ -476,7 +477,7 @@ class ChunkedUpdate:
                 np.subtract(u, np.multiply(tmp, factor, tmp), u)
         if plan.mask is not None:
             np.multiply(u, plan.mask[0], u)
-        if not (math.isfinite(np.dot(u, ones)) or P.finite(u)):
+        if not (math.isfinite(raw_dot(u, ones)) or P.finite(u)):
             self._refuse(self._record(None, plan, 0, g, u), t)
         if new_params and plan.new_params:
             np.add(p, u, g)
