@@ -13,6 +13,8 @@ import tracemalloc
 import autograd.numpy as anp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import npdownhill as dh
 from npdownhill import pipeline as P
@@ -393,6 +395,45 @@ def test_gradients_that_are_the_params_arrays_are_read_before_they_move():
         ref.apply({k: v.copy() for k, v in twin.items()})
     for key in params:
         np.testing.assert_array_equal(params[key], twin[key])
+
+
+@settings(max_examples=40, deadline=None)
+@given(sizes=st.lists(st.integers(1, 700), min_size=1, max_size=5),
+       chunk_bytes=st.sampled_from([64, 256, 1000, 4096, 1 << 18]),
+       algo=st.sampled_from(["sgd", "adam", "adamw", "rmsprop", "lion"]),
+       momentum=st.sampled_from([0.0, 0.7]), packed=st.booleans(),
+       bad=st.one_of(st.none(), st.floats(0, 1)), seed=st.integers(0, 2 ** 16))
+def test_any_tree_and_chunking_moves_the_params_as_one_chunk_does_or_not_at_all(
+        sizes, chunk_bytes, algo, momentum, packed, bad, seed):
+    """Property: with weight decay (the loop moves the params chunk by chunk), any tree
+    cut into any chunks ends where one chunk ends; and a non-finite gradient anywhere
+    (position ``bad`` in [0, 1] of the elements) leaves params and state as they were."""
+    r = np.random.default_rng(seed)
+    shapes = [(n,) if i % 2 else (1, n) for i, n in enumerate(sizes)]
+    trees = [{f"l{i}": r.standard_normal(shape) for i, shape in enumerate(shapes)}]
+    trees.append({k: v.copy() for k, v in trees[0].items()})
+    if packed:
+        trees = [dh.pack(t) for t in trees]
+    hyper = {"weight_decay": 0.1, "learning_rate": 0.01}
+    if momentum and algo != "lion":
+        hyper["momentum"] = momentum
+    many, one = (dh.build(algo, None, t, **hyper) for t in trees)
+    many.chunk_bytes = chunk_bytes
+    grads = [{k: r.standard_normal(v.shape) for k, v in trees[0].items()} for _ in range(3)]
+    for g in grads[:2]:
+        many.apply(g)
+        one.apply(g)
+    for key in trees[0]:
+        np.testing.assert_array_equal(trees[0][key], trees[1][key])
+    if bad is None:
+        return
+    flat = np.concatenate([v.ravel() for v in grads[2].values()])
+    flat[min(int(bad * flat.size), flat.size - 1)] = np.nan
+    refused = many.layout.unflatten(flat)
+    before = snapshot(many)
+    with pytest.raises(dh.NonFiniteError):
+        many.apply(refused)
+    assert_unchanged(many, before)
 
 
 # -- the state buffers alternate -------------------------------------------------
