@@ -317,6 +317,7 @@ class Optimizer(ChunkedUpdate, E.EvaluationParams):
         self._g = self.layout.zeros()   # the gradient buffer; scratch for the step
         self._g_views = self.layout.views(self._g)
         self._holds_g = self.layout.identity_check(self._g_views)
+        self._g_handed_out = False      # gradient_buffer() was called (see _unaliased)
         self._updates = np.zeros((), np.int64)   # updates applied (an array: see get_updates)
         self._rng = np.random.default_rng()
         self._mult = None
@@ -563,6 +564,8 @@ class Optimizer(ChunkedUpdate, E.EvaluationParams):
 
     def _gather_grads(self, grads, where):
         """Copy a gradient tree into the flat gradient buffer, refusing non-finite values."""
+        if self._g_handed_out and not self._holds_g(grads):
+            grads = self._unaliased(grads, where)
         g = self.layout.gather(grads, self._g, where, self._g_views)
         self._check_gradient()
         return g
@@ -809,7 +812,9 @@ class Optimizer(ChunkedUpdate, E.EvaluationParams):
         the same way). The buffer is overwritten by every update: the
         pipeline adds noise, multiplies and clips in place and then uses it
         as scratch (afterwards it holds neither the gradient nor the step),
-        and :meth:`step` gathers autograd's gradients into it.
+        and :meth:`step` gathers autograd's gradients into it. A tree that
+        puts these views at other leaves than their own is copied first, so
+        that every gradient is read before the buffer is written.
 
         Returns
         -------
@@ -827,6 +832,7 @@ class Optimizer(ChunkedUpdate, E.EvaluationParams):
         >>> params["w"]
         array([0., 0., 0.])
         """
+        self._g_handed_out = True
         return self.layout.tree_of(self._g_views)
 
     def get_updates(self, grads, *batch):

@@ -292,6 +292,25 @@ class ChunkedUpdate:
                 out.append(flat if lo is None else flat[lo:hi])
         return out
 
+    def _unaliased(self, grads, where):
+        """``grads`` with each leaf that is a view of the gradient buffer, other than
+        the buffer's own view for that leaf, replaced by a copy.
+
+        The update writes into the gradient buffer while it reads the gradients
+        (gathering them there, then using it as scratch), so a leaf that reads
+        another leaf's part of the buffer (``{"a": buf["b"], "b": buf["a"]}``)
+        would be read after it was overwritten. Only checked once
+        :meth:`gradient_buffer` has handed the buffer out.
+        """
+        values = self.layout.leaves_of(grads, where)
+        mine = self._g
+        foreign = [getattr(v, "base", None) is mine and v is not own
+                   for v, own in zip(values, self._g_views)]
+        if not any(foreign):
+            return grads
+        return self.layout.tree_of([np.array(v) if copy else v
+                                    for v, copy in zip(values, foreign)])
+
     def _advance(self, grads, where, new_params=False):
         """Run one update's pipeline, committing nothing; return ``(flat, lr, plan, new)``.
 
@@ -326,10 +345,13 @@ class ChunkedUpdate:
         ours, checked = True, grads is _GATHERED
         if checked or self._holds_g(grads):
             pass
-        elif plan.n == 1 or plan.prepass:
-            self.layout.gather(grads, self._g, where)
         else:
-            ours, src = False, self._sources(grads, where, plan)
+            if self._g_handed_out:
+                grads = self._unaliased(grads, where)
+            if plan.n == 1 or plan.prepass:
+                self.layout.gather(grads, self._g, where)
+            else:
+                ours, src = False, self._sources(grads, where, plan)
         mult, max_elem, check = plan.mult, plan.max_elem, plan.check
         if plan.prepass:
             if not checked:
@@ -437,6 +459,8 @@ class ChunkedUpdate:
         rule: the same stages in the same order, without the chunk loop."""
         g = self._g
         if grads is not _GATHERED and not self._holds_g(grads):
+            if self._g_handed_out:
+                grads = self._unaliased(grads, where)
             self.layout.gather(grads, g, where)
         u, tmp, ones = plan.x[0], plan.y[0], plan.ones[0]
         if plan.check and not (math.isfinite(raw_dot(g, ones)) or P.finite(g)):

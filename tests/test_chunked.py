@@ -436,6 +436,33 @@ def test_any_tree_and_chunking_moves_the_params_as_one_chunk_does_or_not_at_all(
     assert_unchanged(many, before)
 
 
+@pytest.mark.parametrize("chunk_bytes", [None, 16], ids=["one chunk", "chunks"])
+@pytest.mark.parametrize("mode", ["apply", "update", "get_updates", "accumulate"])
+def test_gradients_that_are_other_leaves_views_of_the_gradient_buffer_are_read_first(
+        mode, chunk_bytes):
+    """The update writes into the gradient buffer; a gradient tree built from its views
+    at other leaves (here swapped) is read before that, not after."""
+    params = {"a": np.zeros(3), "b": np.zeros(3)}
+    opt = dh.SGD(None, params, learning_rate=1.0,
+                 **({"accumulate": 2} if mode == "accumulate" else {}))
+    if chunk_bytes is not None:
+        opt.chunk_bytes = chunk_bytes
+    buf = opt.gradient_buffer()
+    for _ in range(2 if mode == "accumulate" else 1):
+        buf["a"][...], buf["b"][...] = 1.0, 2.0
+        swapped = {"a": buf["b"], "b": buf["a"]}
+        if mode == "update":
+            steps = opt.update(swapped)
+            for key in params:
+                params[key] += steps[key]
+        elif mode == "get_updates":
+            dh.apply_updates(opt.get_updates(swapped))
+        else:
+            opt.apply(swapped)
+    np.testing.assert_array_equal(params["a"], [-2.0, -2.0, -2.0])
+    np.testing.assert_array_equal(params["b"], [-1.0, -1.0, -1.0])
+
+
 # -- the state buffers alternate -------------------------------------------------
 def test_the_state_buffers_alternate_between_two_arrays():
     opt = dh.Adam(None, np.zeros(3))
