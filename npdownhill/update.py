@@ -28,7 +28,8 @@ is finite (:meth:`ChunkedUpdate._commit`), and the step is added to the
 params only then; except with weight decay, which reads each chunk's params
 anyway: there ``apply`` and ``step`` move the params chunk by chunk, keep
 each chunk's old params in its part of the gradient buffer (free by then)
-and put them back if a later chunk is refused or the loop is interrupted.
+and put them back if a later chunk is refused or the loop is interrupted
+(not when a gradient is another leaf's params, which would be read moved).
 Either way a refused update changes nothing, without copying the state. With
 ``accumulate=k`` the gradients of ``k`` calls are averaged into one update
 first.
@@ -63,7 +64,7 @@ class _Plan:
     __slots__ = ("chunk_bytes", "n", "spans", "longest", "g", "x", "y", "ones", "states", "rows",
                  "velocity", "nesterov", "mult", "mask", "max_elem", "params", "reread",
                  "new_params", "in_velocity", "prepass", "check", "adders", "constants",
-                 "engine_constants", "one", "decay")
+                 "engine_constants", "one", "decay", "owners")
 
 
 
@@ -188,6 +189,10 @@ class ChunkedUpdate:
         # the loop can move them too (apply and step: see _advance)
         plan.new_params = (plan.params is not None and plan.reread is None
                            and all(p.__class__ is np.ndarray for p in plan.params))
+        # the memory of the params (each array and what it is a view of), to tell
+        # gradients that are the params of other leaves (_reads_other_params)
+        plan.owners = ({id(a) for a in layout.arrays}
+                       | {id(a.base) for a in layout.arrays if a.base is not None})
         # what needs the whole gradient before the chunk loop: its finiteness before any
         # noise is drawn, norms over a leaf or the tree, a callable, a Hessian product
         plan.prepass = bool(h["gradient_noise_scale"] or h["max_gradient_norm"]
@@ -290,7 +295,20 @@ class ChunkedUpdate:
                 out.append(flat if lo is None else [flat[0][lo:hi]])
             else:
                 out.append(flat if lo is None else flat[lo:hi])
-        return out
+        return out, values
+
+    def _reads_other_params(self, plan, values):
+        """Whether a gradient leaf is a params array, or a view of one's memory, other
+        than its own leaf: a loop that moves the params chunk by chunk could then
+        change a gradient before reading it (``{"a": params["b"], ...}``)."""
+        owners = plan.owners
+        for value, own in zip(values, self.layout.arrays):
+            if value is own:
+                continue
+            base = getattr(value, "base", None)
+            if id(value) in owners or (base is not None and id(base) in owners):
+                return True
+        return False
 
     def _unaliased(self, grads, where):
         """``grads`` with each leaf that is a view of the gradient buffer, other than
@@ -351,7 +369,8 @@ class ChunkedUpdate:
             if plan.n == 1 or plan.prepass:
                 self.layout.gather(grads, self._g, where)
             else:
-                ours, src = False, self._sources(grads, where, plan)
+                ours = False
+                src, values = self._sources(grads, where, plan)
         mult, max_elem, check = plan.mult, plan.max_elem, plan.check
         if plan.prepass:
             if not checked:
@@ -365,6 +384,8 @@ class ChunkedUpdate:
         # weight decay that costs more than it saves: the step is added after the loop.)
         targets = (plan.params if new_params and plan.new_params and not self._wrapped
                    else None)
+        if targets is not None and not ours and self._reads_other_params(plan, values):
+            targets = None     # the gradients are (views of) other leaves' params
         if ours or targets is not None:   # the rule writes into scratch
             u_, t_, s_ = plan.x, plan.y, plan.g
             if ours:

@@ -397,6 +397,24 @@ def test_gradients_that_are_the_params_arrays_are_read_before_they_move():
         np.testing.assert_array_equal(params[key], twin[key])
 
 
+@pytest.mark.parametrize("packed", [False, True], ids=["tree", "packed"])
+def test_gradients_that_are_other_leaves_params_are_read_before_any_moves(packed):
+    """{"a": params["b"], "b": params["a"]}: the loop that moves the params chunk by
+    chunk would change b's gradient before reading it; the update takes the step
+    after the loop instead, and ends where copies of the gradients lead."""
+    trees = [{"a": np.linspace(-1, 1, 4096), "b": np.linspace(2, 3, 4096)} for _ in range(2)]
+    if packed:
+        trees = [dh.pack(t) for t in trees]
+    opts = [dh.Adam(None, t, learning_rate=0.1, weight_decay=0.1) for t in trees]
+    for opt in opts:
+        opt.chunk_bytes = 4096
+    for _ in range(3):
+        opts[0].apply({"a": trees[0]["b"], "b": trees[0]["a"]})
+        opts[1].apply({"a": trees[1]["b"].copy(), "b": trees[1]["a"].copy()})
+    for key in trees[0]:
+        np.testing.assert_array_equal(trees[0][key], trees[1][key])
+
+
 @settings(max_examples=40, deadline=None)
 @given(sizes=st.lists(st.integers(1, 700), min_size=1, max_size=5),
        chunk_bytes=st.sampled_from([64, 256, 1000, 4096, 1 << 18]),
