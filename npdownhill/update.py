@@ -338,10 +338,10 @@ class ChunkedUpdate:
         spare buffers and the step into the flat buffer ``flat``, and
         :meth:`_commit` swaps the new state in. ``new_params`` says that the
         caller moves the params with the result: with weight decay the loop
-        then moves them itself as it goes (``flat`` is None and ``new`` is
-        ``_MOVED``; the params of the chunks moved are put back if the update
-        is refused or interrupted), or, on a tree of one chunk, writes the new
-        params into ``flat`` (``new`` is True). Raises :class:`NonFiniteError` if the gradient or the
+        then moves them itself (``flat`` is None and ``new`` is ``_MOVED``):
+        chunk by chunk as it goes, the params of the chunks moved put back if
+        the update is refused or interrupted; or, on a tree of one chunk, at
+        once after the whole step is checked. Raises :class:`NonFiniteError` if the gradient or the
         step is not finite, with nothing changed (but random numbers drawn
         stay drawn).
         """
@@ -524,9 +524,9 @@ class ChunkedUpdate:
             np.multiply(u, plan.mask[0], u)
         if not (math.isfinite(raw_dot(u, ones)) or P.finite(u)):
             self._refuse(self._record(None, plan, 0, g, u), t)
-        if new_params and plan.new_params:
-            np.add(p, u, g)
-            return g, lr, plan, True
+        if new_params and plan.new_params and not self._wrapped:
+            np.add(p, u, p)      # the whole step is checked: the params move at once
+            return None, lr, plan, _MOVED
         return flat, lr, plan, False
 
     def _commit(self, plan, lr):
@@ -539,26 +539,22 @@ class ChunkedUpdate:
 
     def _conclude(self, plan, lr, flat, new):
         """Commit the update :meth:`_advance` computed and move the params: add the step
-        (or copy the new params), then advance lookahead or the average if set."""
+        (unless ``new`` says the update moved them), then advance lookahead or the
+        average if set."""
         self._commit(plan, lr)
         if new is _MOVED:
             return
         if self._wrapped:
-            self._place(plan, flat, new)
+            self._place(plan, flat)
         else:
-            self._add(plan, flat, new)
+            self._add(plan, flat)
 
-    def _add(self, plan, flat, new):
-        """Add the flat step ``flat`` to the params in place (or, if ``new``, copy the
-        new params over them)."""
-        if new:
-            self.layout.write(flat)
-            return
+    def _add(self, plan, flat):
+        """Add the flat step ``flat`` to the params in place."""
         add = plan.adders.get(id(flat))
         if add is None:
             add = plan.adders[id(flat)] = self.layout.adder(flat)
         add()
-        return
 
     # -- gradient accumulation (accumulate = k) ---------------------------
     def _accumulating(self):
@@ -604,12 +600,12 @@ class ChunkedUpdate:
         lr = self._hyper["learning_rate"]
         return self._scheduled("learning_rate", int(self._updates)) if callable(lr) else lr
 
-    def _place(self, plan, flat, new):
+    def _place(self, plan, flat):
         """:meth:`_add` the step, then advance lookahead or the average on the new params."""
         layout, t = self.layout, int(self._updates)
         tmp = self._chunk_buffer("evaluation_tmp", layout.size)
         old = layout.read(tmp) if t == 1 else None       # lookahead's start (tmp is free till then)
-        self._add(plan, flat, new)
+        self._add(plan, flat)
         params = layout.read(self._chunk_buffer("evaluation_new", layout.size))
         if E.after_update(self._hyper, t, old, params, self.state, tmp):
             layout.write(params)                          # the fast weights restart at the slow
